@@ -1,0 +1,53 @@
+# pg_stat_monitor: PGXS build of the C core, the SQL script and the in-database
+# Python package.  `make demo` and `make test` set up a fresh Debian 12 machine.
+
+CONTROL     := extension/pg_stat_monitor.control
+EXTVERSION  := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(CONTROL))
+RELEASE     := $(shell sed -n "s/^\# release *= *\(.*\)/\1/p" $(CONTROL))
+
+MODULE_big  = pg_stat_monitor
+OBJS        = extension/pg_stat_monitor.o extension/guc.o extension/store.o \
+              extension/hooks.o extension/text.o \
+              extension/readers.o bgworker/worker.o
+PG_CPPFLAGS = -I$(srcdir)/extension -DPGSM_VERSION='"$(RELEASE)"'
+PG_CFLAGS   = -Wall -Werror
+MODULEDIR   = extension
+DATA        = $(CONTROL) $(wildcard migrations/pg_stat_monitor--*--*.sql)
+DATA_built  = build/pg_stat_monitor--$(EXTVERSION).sql
+EXTRA_CLEAN = build plpy_modules/pgsm/_version.py
+
+PG_CONFIG  ?= pg_config
+PGXS       := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# plpython3u runs Debian's interpreter: install the package with that one
+PLPYTHON   ?= /usr/bin/python3
+PYDIR       = $(pkglibdir)/pg_stat_monitor/$(RELEASE)
+
+plpy_modules/pgsm/_version.py: $(CONTROL)
+	printf '"""The package version, generated from the control file."""\n\n__version__ = "%s"\n' '$(RELEASE)' > $@
+
+build/pg_stat_monitor--$(EXTVERSION).sql: migrations/pg_stat_monitor--$(EXTVERSION).sql.in $(CONTROL)
+	mkdir -p build
+	sed -e 's|@PGSM_RELEASE@|$(RELEASE)|g' -e 's|@PGSM_PYDIR@|$(PYDIR)|g' $< > $@
+
+all: plpy_modules/pgsm/_version.py
+
+install: install-python
+
+install-python: plpy_modules/pgsm/_version.py
+	$(PLPYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+	    --upgrade --target '$(DESTDIR)$(PYDIR)' .
+	rm -rf build/lib build/bdist* plpy_modules/*.egg-info
+
+# ---- the two commands of the README ----
+.PHONY: setup demo test bench install-python
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	bash scripts/test.sh

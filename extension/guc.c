@@ -1,0 +1,167 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		The settings of pg_stat_monitor: one table of definitions.
+ *
+ * Sizes that shape shared memory need a restart; the rest are per user or
+ * reloadable.  The README's settings table mirrors this file.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgsm.h"
+
+#include <float.h>
+
+#include "utils/guc.h"
+
+int			pgsm_max_kb = 2048;
+int			pgsm_query_shared_buffer_kb = 1024;
+int			pgsm_max_buckets = 2;
+int			pgsm_bucket_time = 60;
+int			pgsm_query_max_len = 1536;
+double		pgsm_histogram_min = 1.0;
+double		pgsm_histogram_max = 100000.0;
+int			pgsm_histogram_buckets = 20;
+int			pgsm_track = PGSM_TRACK_TOP;
+bool		pgsm_track_utility = true;
+bool		pgsm_track_planning = false;
+bool		pgsm_normalized_query = false;
+bool		pgsm_enable_pgsm_query_id = true;
+bool		pgsm_enable_query_plan = false;
+bool		pgsm_extract_comments = false;
+bool		pgsm_enable_overflow = true;
+bool		pgsm_track_application_names = true;
+char	   *pgsm_worker_database = NULL;
+bool		pgsm_export_auto = true;
+int			pgsm_export_interval = 10;
+
+/* settings read by the PL/Python side only; defined here so they are typed */
+static int	pgsm_export_top_n = 300;
+static int	pgsm_history_retention = 30;
+static int	pgsm_history_days_ahead = 2;
+
+static const struct config_enum_entry track_options[] = {
+	{"none", PGSM_TRACK_NONE, false},
+	{"top", PGSM_TRACK_TOP, false},
+	{"all", PGSM_TRACK_ALL, false},
+	{NULL, 0, false}
+};
+
+#define PGSM_GUC(name) ("pg_stat_monitor." name)
+
+static void
+define_memory_gucs(void)
+{
+	DefineCustomIntVariable(PGSM_GUC("pgsm_max"),
+							"Sets the shared memory for statement entries.",
+							NULL, &pgsm_max_kb, 2048, 256, 1048576,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_query_shared_buffer"),
+							"Sets the shared memory for query texts, plans, comments and relation lists.",
+							NULL, &pgsm_query_shared_buffer_kb, 1024, 128, 1048576,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_max_buckets"),
+							"Sets the number of buckets shown by the pg_stat_monitor view.",
+							NULL, &pgsm_max_buckets, 2, 1, 20000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_bucket_time"),
+							"Sets the length of a bucket.",
+							NULL, &pgsm_bucket_time, 60, 1, 86400,
+							PGC_POSTMASTER, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_query_max_len"),
+							"Sets the length in bytes at which query texts are cut.",
+							NULL, &pgsm_query_max_len, 1536, 1024, 1048576,
+							PGC_POSTMASTER, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomRealVariable(PGSM_GUC("pgsm_histogram_min"),
+							 "Sets the lower bound of the execution time histogram.",
+							 NULL, &pgsm_histogram_min, 1.0, 0.0, 1e9,
+							 PGC_POSTMASTER, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomRealVariable(PGSM_GUC("pgsm_histogram_max"),
+							 "Sets the upper bound of the execution time histogram.",
+							 NULL, &pgsm_histogram_max, 100000.0, 1.0, 1e10,
+							 PGC_POSTMASTER, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_histogram_buckets"),
+							"Sets the number of steps of the execution time histogram.",
+							NULL, &pgsm_histogram_buckets, 20, 2, PGSM_MAX_HIST_SLOTS - 2,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_enable_overflow"),
+							 "Accepted for compatibility: the text area has a fixed size, and statements that find no room are counted in an overflow row.",
+							 NULL, &pgsm_enable_overflow, true,
+							 PGC_POSTMASTER, 0, NULL, NULL, NULL);
+}
+
+static void
+define_tracking_gucs(void)
+{
+	DefineCustomEnumVariable(PGSM_GUC("pgsm_track"),
+							 "Selects which statements are tracked: none, top-level ones, or all including nested ones.",
+							 NULL, &pgsm_track, PGSM_TRACK_TOP, track_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_track_utility"),
+							 "Selects whether utility commands are tracked.",
+							 NULL, &pgsm_track_utility, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_track_planning"),
+							 "Selects whether planning statistics are tracked.",
+							 NULL, &pgsm_track_planning, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_normalized_query"),
+							 "Selects whether query texts show placeholders instead of constants.",
+							 NULL, &pgsm_normalized_query, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_enable_pgsm_query_id"),
+							 "Selects whether pgsm_query_id, an id of the normalized text, is computed.",
+							 NULL, &pgsm_enable_pgsm_query_id, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_enable_query_plan"),
+							 "Selects whether the plans of SELECT statements are captured.",
+							 NULL, &pgsm_enable_query_plan, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_extract_comments"),
+							 "Selects whether the comments of statements are extracted.",
+							 NULL, &pgsm_extract_comments, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_track_application_names"),
+							 "Accepted for compatibility, no effect: application names are always tracked.",
+							 NULL, &pgsm_track_application_names, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+static void
+define_history_gucs(void)
+{
+	DefineCustomStringVariable(PGSM_GUC("pgsm_worker_database"),
+							   "Sets the database the background worker connects to.",
+							   NULL, &pgsm_worker_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable(PGSM_GUC("pgsm_export_auto"),
+							 "Selects whether the background worker exports finished buckets.",
+							 "Turn it off when pg_cron or another scheduler calls pg_stat_monitor_export().",
+							 &pgsm_export_auto, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_export_interval"),
+							"Sets the longest time the background worker sleeps between passes.",
+							NULL, &pgsm_export_interval, 10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_export_top_n"),
+							"Sets how many statements of each bucket the export keeps; the rest are summed into one row.",
+							NULL, &pgsm_export_top_n, 300, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_history_retention"),
+							"Sets how many days of history are kept.",
+							NULL, &pgsm_history_retention, 30, 1, 36500,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_history_days_ahead"),
+							"Sets how many daily history partitions are created ahead.",
+							NULL, &pgsm_history_days_ahead, 2, 1, 366,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
+void
+pgsm_define_gucs(void)
+{
+	define_memory_gucs();
+	define_tracking_gucs();
+	define_history_gucs();
+	MarkGUCPrefixReserved("pg_stat_monitor");
+}

@@ -1,0 +1,592 @@
+/*-------------------------------------------------------------------------
+ *
+ * hooks.c
+ *		The statement hooks: planner, executor start/run/finish/end,
+ *		utility and emit_log.  Each measures one execution into a
+ *		PgsmExecution and hands it to the store.
+ *
+ * Backend-local state only: the nesting level, the current top-level
+ * statement, per-execution start snapshots, and planning time waiting
+ * for its execution.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgsm.h"
+
+#include <sys/resource.h>
+
+#include "access/parallel.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "jit/jit.h"
+#include "miscadmin.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "tcop/utility.h"
+#include "utils/memutils.h"
+
+static planner_hook_type prev_planner_hook = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/* nesting of executor and utility calls; 0 while running a top-level statement */
+static int	pgsm_nesting = 0;
+
+/* the current top-level statement, for nested statements' top_queryid/top_query */
+static uint64 pgsm_top_queryid = 0;
+static const char *pgsm_top_source = NULL;
+static int	pgsm_top_location = -1;
+static int	pgsm_top_len = 0;
+
+/* planning time of a statement, until its execution ends */
+static uint64 pgsm_plan_queryid = 0;
+static int	pgsm_plan_nesting = -1;
+static double pgsm_plan_ms = 0;
+
+/* guard against recording an error raised while recording */
+static bool pgsm_in_store = false;
+
+/* what ExecutorStart saw, found again by ExecutorEnd */
+typedef struct PgsmRun
+{
+	QueryDesc  *query;
+	struct rusage start;
+	MemoryContextCallback unlink;
+	struct PgsmRun *prev;
+	struct PgsmRun *next;
+} PgsmRun;
+
+static PgsmRun *pgsm_runs = NULL;
+
+#ifdef RUSAGE_THREAD
+#define PGSM_RUSAGE_WHO RUSAGE_THREAD	/* same as SELF for a backend, cheaper */
+#else
+#define PGSM_RUSAGE_WHO RUSAGE_SELF
+#endif
+
+static bool
+pgsm_enabled(int level)
+{
+	if (!pgsm_store_ready() || IsParallelWorker())
+		return false;
+	return pgsm_track == PGSM_TRACK_ALL ||
+		(pgsm_track == PGSM_TRACK_TOP && level == 0);
+}
+
+/* ---- per-execution state ---- */
+
+static void
+run_unlink(void *arg)
+{
+	PgsmRun    *run = arg;
+
+	if (run->prev)
+		run->prev->next = run->next;
+	else
+		pgsm_runs = run->next;
+	if (run->next)
+		run->next->prev = run->prev;
+}
+
+/* remember the start of an execution; freed with the executor's memory */
+static void
+run_begin(QueryDesc *query)
+{
+	MemoryContext cxt = query->estate->es_query_cxt;
+	PgsmRun    *run = MemoryContextAlloc(cxt, sizeof(PgsmRun));
+
+	run->query = query;
+	getrusage(PGSM_RUSAGE_WHO, &run->start);
+	run->prev = NULL;
+	run->next = pgsm_runs;
+	if (pgsm_runs)
+		pgsm_runs->prev = run;
+	pgsm_runs = run;
+	run->unlink.func = run_unlink;
+	run->unlink.arg = run;
+	MemoryContextRegisterResetCallback(cxt, &run->unlink);
+}
+
+static PgsmRun *
+run_find(QueryDesc *query)
+{
+	PgsmRun    *run;
+
+	for (run = pgsm_runs; run != NULL; run = run->next)
+		if (run->query == query)
+			return run;
+	return NULL;
+}
+
+static double
+tv_ms(const struct timeval *a, const struct timeval *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000.0 + (b->tv_usec - a->tv_usec) / 1000.0;
+}
+
+static void
+add_cpu(PgsmCounters *c, const struct rusage *start)
+{
+	struct rusage end;
+
+	getrusage(PGSM_RUSAGE_WHO, &end);
+	c->cpu_user_time = tv_ms(&start->ru_utime, &end.ru_utime);
+	c->cpu_sys_time = tv_ms(&start->ru_stime, &end.ru_stime);
+}
+
+/* ---- usage ---- */
+
+static void
+add_buffers(PgsmCounters *c, const BufferUsage *b)
+{
+	c->shared_blks_hit = b->shared_blks_hit;
+	c->shared_blks_read = b->shared_blks_read;
+	c->shared_blks_dirtied = b->shared_blks_dirtied;
+	c->shared_blks_written = b->shared_blks_written;
+	c->local_blks_hit = b->local_blks_hit;
+	c->local_blks_read = b->local_blks_read;
+	c->local_blks_dirtied = b->local_blks_dirtied;
+	c->local_blks_written = b->local_blks_written;
+	c->temp_blks_read = b->temp_blks_read;
+	c->temp_blks_written = b->temp_blks_written;
+	c->blk_read_time = INSTR_TIME_GET_MILLISEC(b->blk_read_time);
+	c->blk_write_time = INSTR_TIME_GET_MILLISEC(b->blk_write_time);
+	c->temp_blk_read_time = INSTR_TIME_GET_MILLISEC(b->temp_blk_read_time);
+	c->temp_blk_write_time = INSTR_TIME_GET_MILLISEC(b->temp_blk_write_time);
+}
+
+static void
+add_wal(PgsmCounters *c, const WalUsage *w)
+{
+	c->wal_records = w->wal_records;
+	c->wal_fpi = w->wal_fpi;
+	c->wal_bytes = w->wal_bytes;
+}
+
+static void
+add_jit(PgsmCounters *c, const JitInstrumentation *j)
+{
+	c->jit_functions = j->created_functions;
+	c->jit_generation_time = INSTR_TIME_GET_MILLISEC(j->generation_counter);
+	c->jit_inlining_time = INSTR_TIME_GET_MILLISEC(j->inlining_counter);
+	c->jit_inlining_count = c->jit_inlining_time > 0;
+	c->jit_optimization_time = INSTR_TIME_GET_MILLISEC(j->optimization_counter);
+	c->jit_optimization_count = c->jit_optimization_time > 0;
+	c->jit_emission_time = INSTR_TIME_GET_MILLISEC(j->emission_counter);
+	c->jit_emission_count = c->jit_emission_time > 0;
+}
+
+/* nesting and top statement of an execution about to be stored */
+static void
+set_context(PgsmExecution *x, uint64 queryid)
+{
+	x->queryid = queryid;
+	x->toplevel = (pgsm_nesting == 0);
+	if (!x->toplevel)
+	{
+		x->top_queryid = pgsm_top_queryid;
+		if (pgsm_top_source)
+		{
+			int			len;
+			char	   *s = pgsm_statement_text(pgsm_top_source, pgsm_top_location,
+												pgsm_top_len, &len);
+
+			x->top_query = s ? pnstrdup(s, len) : NULL;
+		}
+	}
+	if (pgsm_plan_queryid == queryid && pgsm_plan_nesting == pgsm_nesting)
+	{
+		x->delta.plans = 1;
+		x->delta.plan.total = pgsm_plan_ms;
+		pgsm_plan_queryid = 0;
+	}
+}
+
+static void
+set_top(uint64 queryid, const char *source, int location, int len)
+{
+	pgsm_top_queryid = queryid;
+	pgsm_top_source = source;
+	pgsm_top_location = location;
+	pgsm_top_len = len;
+}
+
+/* ---- collecting relations ---- */
+
+void
+pgsm_collect_relids(const List *rtable, Oid **relids, int *nrelids)
+{
+	ListCell   *lc;
+	int			n = 0;
+	Oid		   *ids;
+
+	*relids = NULL;
+	*nrelids = 0;
+	if (rtable == NIL)
+		return;
+	ids = palloc(sizeof(Oid) * list_length(rtable));
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		int			i;
+
+		if (rte->rtekind != RTE_RELATION || !OidIsValid(rte->relid))
+			continue;
+		for (i = 0; i < n && ids[i] != rte->relid; i++)
+			;
+		if (i == n)
+			ids[n++] = rte->relid;
+	}
+	*relids = ids;
+	*nrelids = n;
+}
+
+/* ---- plan capture ---- */
+
+static char *
+plan_text(QueryDesc *query)
+{
+	ExplainState *es = NewExplainState();
+
+	es->costs = false;
+	es->format = EXPLAIN_FORMAT_TEXT;
+	ExplainBeginOutput(es);
+	ExplainPrintPlan(es, query);
+	ExplainEndOutput(es);
+	while (es->str->len > 0 && es->str->data[es->str->len - 1] == '\n')
+		es->str->data[--es->str->len] = '\0';
+	return es->str->data;
+}
+
+/* ---- the hooks ---- */
+
+static PlannedStmt *
+pgsm_planner(Query *parse, const char *query_string, int cursorOptions,
+			 ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+	instr_time	start,
+				duration;
+	bool		measure = pgsm_track_planning && query_string &&
+		parse->queryId != UINT64CONST(0) && pgsm_enabled(pgsm_nesting);
+
+	if (measure)
+		INSTR_TIME_SET_CURRENT(start);
+	pgsm_nesting++;
+	PG_TRY();
+	{
+		if (prev_planner_hook)
+			result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+		else
+			result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	}
+	PG_FINALLY();
+	{
+		pgsm_nesting--;
+	}
+	PG_END_TRY();
+	if (measure)
+	{
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		pgsm_plan_queryid = parse->queryId;
+		pgsm_plan_nesting = pgsm_nesting;
+		pgsm_plan_ms = INSTR_TIME_GET_MILLISEC(duration);
+	}
+	return result;
+}
+
+static void
+pgsm_ExecutorStart(QueryDesc *query, int eflags)
+{
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(query, eflags);
+	else
+		standard_ExecutorStart(query, eflags);
+
+	if (pgsm_nesting == 0)
+		set_top(query->plannedstmt->queryId, query->sourceText,
+				query->plannedstmt->stmt_location, query->plannedstmt->stmt_len);
+	if (query->plannedstmt->queryId == UINT64CONST(0) || !pgsm_enabled(pgsm_nesting))
+		return;
+	if (query->totaltime == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(query->estate->es_query_cxt);
+
+		query->totaltime = InstrAlloc(1, INSTRUMENT_ALL, false);
+		MemoryContextSwitchTo(old);
+	}
+	run_begin(query);
+}
+
+static void
+pgsm_ExecutorRun(QueryDesc *query, ScanDirection direction, uint64 count,
+				 bool execute_once)
+{
+	pgsm_nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(query, direction, count, execute_once);
+		else
+			standard_ExecutorRun(query, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		pgsm_nesting--;
+	}
+	PG_END_TRY();
+}
+
+static void
+pgsm_ExecutorFinish(QueryDesc *query)
+{
+	pgsm_nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(query);
+		else
+			standard_ExecutorFinish(query);
+	}
+	PG_FINALLY();
+	{
+		pgsm_nesting--;
+	}
+	PG_END_TRY();
+}
+
+static void
+store_execution(QueryDesc *query, PgsmRun *run)
+{
+	PgsmExecution x;
+	PlannedStmt *stmt = query->plannedstmt;
+
+	memset(&x, 0, sizeof(x));
+	InstrEndLoop(query->totaltime);
+	set_context(&x, stmt->queryId);
+	x.cmd_type = (uint8) query->operation;
+	x.exec_ms = query->totaltime->total * 1000.0;
+	x.delta.calls = 1;
+	x.delta.rows = query->estate->es_processed;
+	add_buffers(&x.delta, &query->totaltime->bufusage);
+	add_wal(&x.delta, &query->totaltime->walusage);
+	if (query->estate->es_jit)
+		add_jit(&x.delta, &query->estate->es_jit->instr);
+	add_cpu(&x.delta, &run->start);
+	x.source_text = query->sourceText;
+	x.stmt_location = stmt->stmt_location;
+	x.stmt_len = stmt->stmt_len;
+	x.rtable = stmt->rtable;
+	if (pgsm_enable_query_plan && query->operation == CMD_SELECT)
+	{
+		x.plan_text = plan_text(query);
+		x.planid = pgsm_hash_bytes(x.plan_text, strlen(x.plan_text));
+	}
+	pgsm_in_store = true;
+	PG_TRY();
+	{
+		pgsm_store(&x);
+	}
+	PG_FINALLY();
+	{
+		pgsm_in_store = false;
+	}
+	PG_END_TRY();
+}
+
+static void
+pgsm_ExecutorEnd(QueryDesc *query)
+{
+	PgsmRun    *run = run_find(query);
+
+	if (run && query->totaltime && pgsm_enabled(pgsm_nesting))
+		store_execution(query, run);
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(query);
+	else
+		standard_ExecutorEnd(query);
+}
+
+/* statements that are not rows of their own: their prepared statement gets the cost */
+static bool
+is_prepare_family(Node *parsetree)
+{
+	return IsA(parsetree, ExecuteStmt) || IsA(parsetree, PrepareStmt) ||
+		IsA(parsetree, DeallocateStmt);
+}
+
+static uint64
+utility_rows(QueryCompletion *qc)
+{
+	if (qc == NULL)
+		return 0;
+	switch (qc->commandTag)
+	{
+		case CMDTAG_COPY:
+		case CMDTAG_FETCH:
+		case CMDTAG_SELECT:
+		case CMDTAG_REFRESH_MATERIALIZED_VIEW:
+			return qc->nprocessed;
+		default:
+			return 0;
+	}
+}
+
+static void
+run_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			ProcessUtilityContext context, ParamListInfo params,
+			QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc,
+			bool nest)
+{
+	if (nest)
+		pgsm_nesting++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (nest)
+			pgsm_nesting--;
+	}
+	PG_END_TRY();
+}
+
+static void
+pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					ProcessUtilityContext context, ParamListInfo params,
+					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	uint64		queryid = pstmt->queryId;
+	bool		prepare_family = is_prepare_family(parsetree);
+	instr_time	start,
+				duration;
+	BufferUsage bufusage_start = pgBufferUsage,
+				bufusage;
+	WalUsage	walusage_start = pgWalUsage,
+				walusage;
+	struct rusage ru_start;
+	PgsmExecution x;
+
+	if (pgsm_nesting == 0 && !prepare_family)
+		set_top(queryid, queryString, pstmt->stmt_location, pstmt->stmt_len);
+	if (!pgsm_track_utility || prepare_family || queryid == UINT64CONST(0) ||
+		!pgsm_enabled(pgsm_nesting))
+	{
+		run_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+					dest, qc, !prepare_family);
+		return;
+	}
+
+	getrusage(PGSM_RUSAGE_WHO, &ru_start);
+	INSTR_TIME_SET_CURRENT(start);
+	run_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+				dest, qc, true);
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+
+	memset(&x, 0, sizeof(x));
+	set_context(&x, queryid);
+	x.cmd_type = CMD_UTILITY;
+	x.exec_ms = INSTR_TIME_GET_MILLISEC(duration);
+	x.delta.calls = 1;
+	x.delta.rows = utility_rows(qc);
+	memset(&bufusage, 0, sizeof(bufusage));
+	BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+	add_buffers(&x.delta, &bufusage);
+	memset(&walusage, 0, sizeof(walusage));
+	WalUsageAccumDiff(&walusage, &pgWalUsage, &walusage_start);
+	add_wal(&x.delta, &walusage);
+	add_cpu(&x.delta, &ru_start);
+	x.source_text = queryString;
+	x.stmt_location = pstmt->stmt_location;
+	x.stmt_len = pstmt->stmt_len;
+	pgsm_in_store = true;
+	PG_TRY();
+	{
+		pgsm_store(&x);
+	}
+	PG_FINALLY();
+	{
+		pgsm_in_store = false;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Errors and warnings.  An ERROR ends the statement: it counts as a call
+ * of the top-level statement with its diagnostics.  A WARNING only marks
+ * the statement's row; the call is counted when the statement ends.
+ */
+static void
+pgsm_emit_log(ErrorData *edata)
+{
+	PgsmExecution x;
+	uint64		queryid;
+
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+
+	if (pgsm_in_store || edata->elevel < WARNING || edata->elevel > ERROR ||
+		debug_query_string == NULL || MyProc == NULL || !IsUnderPostmaster ||
+		!IsNormalProcessingMode() || !pgsm_enabled(0) || proc_exit_inprogress)
+		return;
+	queryid = pgstat_get_my_query_id();
+	if (queryid == UINT64CONST(0))
+		queryid = pgsm_hash_bytes(debug_query_string, strlen(debug_query_string));
+
+	memset(&x, 0, sizeof(x));
+	x.queryid = queryid;
+	x.toplevel = true;
+	x.delta.calls = (edata->elevel >= ERROR) ? 1 : 0;
+	x.source_text = debug_query_string;
+	x.stmt_location = -1;
+	x.elevel = edata->elevel;
+	x.sqlcode = edata->sqlerrcode;
+	x.message = edata->message;
+
+	x.in_error_report = true;
+	pgsm_in_store = true;
+	PG_TRY();
+	{
+		pgsm_store(&x);
+	}
+	PG_FINALLY();
+	{
+		pgsm_in_store = false;
+	}
+	PG_END_TRY();
+}
+
+void
+pgsm_install_hooks(void)
+{
+	prev_planner_hook = planner_hook;
+	planner_hook = pgsm_planner;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = pgsm_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = pgsm_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = pgsm_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = pgsm_ExecutorEnd;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = pgsm_ProcessUtility;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = pgsm_emit_log;
+}

@@ -1,0 +1,253 @@
+/*-------------------------------------------------------------------------
+ *
+ * pgsm.h
+ *		Shared declarations of pg_stat_monitor's C core: settings, the
+ *		shared-memory entry layout, and the interfaces between the hooks,
+ *		the store, the text helpers, the readers and the background worker.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSM_H
+#define PGSM_H
+
+#include "postgres.h"
+
+#include "executor/instrument.h"
+#include "nodes/pg_list.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+/* ---- settings (guc.c) ---- */
+
+typedef enum PgsmTrackLevel
+{
+	PGSM_TRACK_NONE,
+	PGSM_TRACK_TOP,
+	PGSM_TRACK_ALL
+} PgsmTrackLevel;
+
+extern int	pgsm_max_kb;
+extern int	pgsm_query_shared_buffer_kb;
+extern int	pgsm_max_buckets;
+extern int	pgsm_bucket_time;
+extern int	pgsm_query_max_len;
+extern double pgsm_histogram_min;
+extern double pgsm_histogram_max;
+extern int	pgsm_histogram_buckets;
+extern int	pgsm_track;
+extern bool pgsm_track_utility;
+extern bool pgsm_track_planning;
+extern bool pgsm_normalized_query;
+extern bool pgsm_enable_pgsm_query_id;
+extern bool pgsm_enable_query_plan;
+extern bool pgsm_extract_comments;
+extern bool pgsm_enable_overflow;
+extern bool pgsm_track_application_names;
+extern char *pgsm_worker_database;
+extern bool pgsm_export_auto;
+extern int	pgsm_export_interval;
+
+extern void pgsm_define_gucs(void);
+
+/* true only when the library was loaded by shared_preload_libraries */
+extern bool pgsm_preloaded;
+
+/* fail with SQLSTATE 55000 unless the library was preloaded */
+extern void pgsm_require_preload(void);
+
+/* ---- the entry layout (store.c) ---- */
+
+/* what a row stands for */
+#define PGSM_KIND_STATEMENT 0
+#define PGSM_KIND_OVERFLOW	1	/* counters of statements that found no room */
+
+/* histogram slots: steps plus an outlier slot at each bounded end */
+#define PGSM_MAX_HIST_SLOTS 52
+
+/* a reference to a text in the arena: the text's 64-bit key, 0 = none */
+typedef uint64 PgsmTextRef;
+
+/*
+ * The hash key.  Zero-filled before use: it is hashed as raw bytes, so
+ * padding must be deterministic.
+ */
+typedef struct PgsmKey
+{
+	int64		bucket_start;	/* bucket start, seconds since the Unix epoch */
+	uint64		queryid;
+	uint64		top_queryid;
+	uint64		planid;
+	uint64		appname_hash;
+	Oid			userid;
+	Oid			dbid;
+	uint8		client_addr[16];
+	uint8		client_family;	/* 0 (Unix socket or none), AF_INET, AF_INET6 */
+	bool		toplevel;
+	uint8		kind;
+	uint8		pad[5];
+} PgsmKey;
+
+typedef struct PgsmTiming
+{
+	double		total;
+	double		min;
+	double		max;
+	double		m2;				/* sum of squared deviations (Welford) */
+} PgsmTiming;
+
+typedef struct PgsmCounters
+{
+	int64		calls;
+	int64		rows;
+	PgsmTiming	exec;
+	int64		plans;
+	PgsmTiming	plan;
+	int64		shared_blks_hit;
+	int64		shared_blks_read;
+	int64		shared_blks_dirtied;
+	int64		shared_blks_written;
+	int64		local_blks_hit;
+	int64		local_blks_read;
+	int64		local_blks_dirtied;
+	int64		local_blks_written;
+	int64		temp_blks_read;
+	int64		temp_blks_written;
+	double		blk_read_time;
+	double		blk_write_time;
+	double		temp_blk_read_time;
+	double		temp_blk_write_time;
+	double		cpu_user_time;
+	double		cpu_sys_time;
+	int64		wal_records;
+	int64		wal_fpi;
+	uint64		wal_bytes;
+	int64		jit_functions;
+	double		jit_generation_time;
+	int64		jit_inlining_count;
+	double		jit_inlining_time;
+	int64		jit_optimization_count;
+	double		jit_optimization_time;
+	int64		jit_emission_count;
+	double		jit_emission_time;
+} PgsmCounters;
+
+/*
+ * A shared entry.  The key and text references never change once the
+ * entry is visible, except under the exclusive lock; counters and the
+ * error fields are protected by the entry's mutex.
+ */
+typedef struct PgsmEntry
+{
+	PgsmKey		key;			/* hash key, must be first */
+	slock_t		mutex;			/* protects everything below but the refs */
+	uint8		cmd_type;
+	uint8		elevel;
+	int32		sqlcode;
+	uint64		pgsm_query_id;
+	PgsmTextRef query;
+	PgsmTextRef top_query;
+	PgsmTextRef appname;
+	PgsmTextRef comments;
+	PgsmTextRef plan;
+	PgsmTextRef relations;		/* Oid array */
+	PgsmTextRef message;
+	PgsmCounters c;
+	int32		hist[FLEXIBLE_ARRAY_MEMBER];	/* pgsm_hist_slots */
+} PgsmEntry;
+
+/* ---- one execution, as the hooks hand it to the store ---- */
+
+typedef struct PgsmExecution
+{
+	uint64		queryid;
+	uint64		top_queryid;
+	uint64		planid;
+	bool		toplevel;
+	uint8		cmd_type;
+	double		exec_ms;
+	PgsmCounters delta;			/* calls, rows and the usage of this run */
+
+	/* used only to create an entry (the slow path) */
+	const char *source_text;	/* whole source string */
+	int			stmt_location;
+	int			stmt_len;
+	const char *top_query;		/* NULL for top-level statements */
+	const List *rtable;			/* range table for relations, or NIL */
+	const char *plan_text;		/* captured plan, or NULL */
+
+	/* diagnostics raised by the statement, elevel 0 if none */
+	int			elevel;
+	int			sqlcode;
+	const char *message;
+	bool		in_error_report;	/* from emit_log: no scanner, it may fail */
+} PgsmExecution;
+
+/* ---- the store (store.c) ---- */
+extern int	pgsm_hist_slots;
+extern Size pgsm_memsize(void);
+extern void pgsm_shmem_request(void);
+extern void pgsm_shmem_startup(void);
+extern bool pgsm_store_ready(void);
+extern void pgsm_store(PgsmExecution *exec);
+extern int	pgsm_hist_slot(double ms);
+extern double pgsm_hist_edge(int i);
+extern int64 pgsm_bucket_of(TimestampTz ts);
+extern int64 pgsm_current_bucket(void);
+extern void pgsm_reset_all(void);
+extern void pgsm_set_worker_latch(Latch *latch);
+extern void pgsm_wake_worker(void);
+
+/* read side, for readers.c: a copy of one entry with its texts */
+typedef struct PgsmRow
+{
+	PgsmEntry  *entry;			/* palloc'd copy, pgsm_hist_slots slots */
+	char	   *query;
+	char	   *top_query;
+	char	   *appname;
+	char	   *comments;
+	char	   *plan;
+	char	   *message;
+	Oid		   *relids;
+	int			nrelids;
+} PgsmRow;
+
+typedef struct PgsmInfo
+{
+	int64		max_entries;
+	int64		entries;
+	int64		overflow_entries;
+	int64		text_bytes;
+	int64		text_bytes_used;
+	int64		max_texts;
+	int64		texts;
+	int64		overflowed_calls;
+	int64		dropped_calls;
+	double		dropped_exec_time;
+	int64		discarded_calls;
+	int64		frozen_below;
+	int64		oldest_bucket;
+	TimestampTz stats_reset;
+} PgsmInfo;
+
+extern List *pgsm_copy_rows(int64 below_bucket);
+extern void pgsm_get_info(PgsmInfo *info);
+extern int64 pgsm_freeze_finished(void);
+extern int64 pgsm_release_below(int64 bucket_start);
+extern int64 pgsm_discard_below(int64 bucket_start);
+
+/* ---- text helpers (text.c) ---- */
+extern char *pgsm_statement_text(const char *source, int location, int len,
+								 int *out_len);
+extern char *pgsm_cut_text(const char *text, int len, int max_len, int *out_len);
+extern char *pgsm_normalize(const char *text, int len, int *out_len);
+extern uint64 pgsm_text_query_id(const char *text, int len);
+extern char *pgsm_extract_comments_of(const char *text, int len);
+extern uint64 pgsm_hash_bytes(const char *data, Size len);
+
+/* ---- hooks (hooks.c) ---- */
+extern void pgsm_collect_relids(const List *rtable, Oid **relids, int *nrelids);
+extern void pgsm_install_hooks(void);
+
+#endif							/* PGSM_H */

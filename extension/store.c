@@ -1,0 +1,955 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.c
+ *		The shared memory of pg_stat_monitor: a fixed table of statement
+ *		entries, a fixed arena of texts, and the counters of what found no
+ *		room.  Allocated once at postmaster start, sized by pgsm_memsize(),
+ *		never grown.
+ *
+ * Layout
+ *	"pg_stat_monitor"			the PgsmShared header
+ *	"pg_stat_monitor entries"	dynahash of PgsmEntry (pgsm_max)
+ *	"pg_stat_monitor texts"		dynahash of PgsmText, plus the arena
+ *	"pg_stat_monitor arena"		(together: pgsm_query_shared_buffer)
+ *
+ * Texts (query, top query, plan, comments, application name, message and
+ * the relation OID list) are stored once each, keyed by a 64-bit hash of
+ * their bytes and reference-counted, so the same query seen in several
+ * buckets costs its text once.
+ *
+ * Locking
+ *	shared->lock (one LWLock) protects the structure of both hash tables,
+ *	the arena, the text references of entries and the header fields marked
+ *	"lock" below.
+ *	- A statement whose entry exists takes the lock SHARED, looks its entry
+ *	  up and adds its counters under the entry's spinlock.  It never takes
+ *	  the lock exclusively and never scans.
+ *	- The first execution of a statement in a bucket prepares its texts
+ *	  without the lock, then takes it EXCLUSIVE just to insert.
+ *	- Readers copy entries under the SHARED lock (counters under each
+ *	  entry's spinlock), so reading does not block statements.
+ *	- Releasing exported buckets, reset and arena compaction take the lock
+ *	  EXCLUSIVE; none of them runs on the statement path.
+ *	shared->mutex (a spinlock) protects the loss counters and the worker
+ *	latch; it is held for a few instructions only.
+ *
+ * Buckets
+ *	A bucket is a time slice: its start is the clock rounded down to a
+ *	multiple of pgsm_bucket_time, computed while holding the lock, so a new
+ *	bucket begins without any rotation work.  An exporter "freezes" the
+ *	finished buckets by raising shared->frozen_below under the EXCLUSIVE
+ *	lock; statements that finish later land in a bucket at or after it, so
+ *	a frozen bucket never changes and is released exactly once.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgsm.h"
+
+#include <math.h>
+
+#include "common/hashfn.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+typedef struct PgsmShared
+{
+	LWLock	   *lock;
+	pg_atomic_uint64 newest_bucket; /* newest bucket start seen, to wake the
+									 * worker when a bucket ends */
+	int64		frozen_below;	/* lock: buckets before it take no writes */
+	Size		arena_used;		/* lock: bytes handed out by the arena */
+	Size		arena_garbage;	/* lock: bytes of freed texts in it */
+	TimestampTz stats_reset;	/* lock */
+	slock_t		mutex;			/* protects the fields below */
+	int64		overflowed_calls;
+	int64		dropped_calls;
+	double		dropped_exec_time;
+	int64		discarded_calls;	/* calls of buckets discarded unexported */
+	Latch	   *worker_latch;
+} PgsmShared;
+
+typedef struct PgsmText
+{
+	uint64		key;			/* hash key */
+	uint32		off;			/* offset in the arena */
+	uint32		len;
+	int32		refs;
+} PgsmText;
+
+/* sizes, derived from the settings by pgsm_sizes() */
+typedef struct PgsmSizes
+{
+	Size		entry_size;
+	long		max_entries;
+	long		reserve;		/* entries kept for overflow rows */
+	long		max_texts;
+	Size		arena_size;
+} PgsmSizes;
+
+int			pgsm_hist_slots = 0;
+
+static PgsmShared *pgsm_shared = NULL;
+static HTAB *pgsm_entries = NULL;
+static HTAB *pgsm_texts = NULL;
+static char *pgsm_arena = NULL;
+static PgsmSizes pgsm_size;
+static MemoryContext pgsm_temp_cxt = NULL;
+
+/* histogram edges in ms, edge[0] = lower bound of the first step */
+static double pgsm_edges[PGSM_MAX_HIST_SLOTS + 1];
+static bool pgsm_has_low_slot;
+
+#define PGSM_TEXTS_PER_MB 4096
+#define PGSM_SLACK 4096			/* room for allocation alignment */
+
+/* ---------------------------------------------------------------- sizes */
+
+static Size
+entry_size(void)
+{
+	int			slots = pgsm_histogram_buckets + 1 + (pgsm_histogram_min > 0 ? 1 : 0);
+
+	return MAXALIGN(offsetof(PgsmEntry, hist) + slots * sizeof(int32));
+}
+
+/* the most entries whose hash table fits in 'bytes' */
+static long
+entries_fitting(Size bytes, Size esize)
+{
+	long		lo = 16,
+				hi = (long) (bytes / esize) + 1;
+
+	while (lo < hi)
+	{
+		long		mid = (lo + hi + 1) / 2;
+
+		if (hash_estimate_size(mid, esize) <= bytes)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+static void
+pgsm_sizes(PgsmSizes *s)
+{
+	Size		entry_bytes = (Size) pgsm_max_kb * 1024 - MAXALIGN(sizeof(PgsmShared)) - PGSM_SLACK;
+	Size		text_bytes = (Size) pgsm_query_shared_buffer_kb * 1024 - PGSM_SLACK;
+
+	s->entry_size = entry_size();
+	s->max_entries = entries_fitting(entry_bytes, s->entry_size);
+	s->reserve = Min(pgsm_max_buckets + 8, s->max_entries / 4);
+	s->max_texts = Max(256, (long) (text_bytes / (1024 * 1024.0) * PGSM_TEXTS_PER_MB));
+	s->arena_size = text_bytes - hash_estimate_size(s->max_texts, sizeof(PgsmText));
+}
+
+/* the one function that sizes shared memory */
+Size
+pgsm_memsize(void)
+{
+	PgsmSizes	s;
+	Size		size;
+
+	pgsm_sizes(&s);
+	size = MAXALIGN(sizeof(PgsmShared));
+	size = add_size(size, hash_estimate_size(s.max_entries, s.entry_size));
+	size = add_size(size, hash_estimate_size(s.max_texts, sizeof(PgsmText)));
+	size = add_size(size, s.arena_size);
+	return size;
+}
+
+/* ---------------------------------------------------------------- histogram */
+
+static void
+init_histogram(void)
+{
+	int			n = pgsm_histogram_buckets;
+	double		lo = pgsm_histogram_min,
+				hi = pgsm_histogram_max;
+	int			i;
+
+	/* steps grow geometrically; with a zero lower bound they start at 1 ms */
+	pgsm_has_low_slot = lo > 0;
+	if (hi <= lo)
+		hi = lo + 1;
+	for (i = 0; i <= n; i++)
+	{
+		if (pgsm_has_low_slot)
+			pgsm_edges[i] = lo * pow(hi / lo, (double) i / n);
+		else
+			pgsm_edges[i] = (i == 0) ? 0 : pow(hi, (double) i / n);
+	}
+	pgsm_hist_slots = n + 1 + (pgsm_has_low_slot ? 1 : 0);
+}
+
+/* lower edge of slot i, in ms (slot 0 starts at 0) */
+double
+pgsm_hist_edge(int i)
+{
+	if (pgsm_has_low_slot)
+		return (i == 0) ? 0 : pgsm_edges[i - 1];
+	return pgsm_edges[i];
+}
+
+int
+pgsm_hist_slot(double ms)
+{
+	int			n = pgsm_histogram_buckets;
+	int			step;
+
+	if (pgsm_has_low_slot && ms < pgsm_edges[0])
+		return 0;
+	if (ms >= pgsm_edges[n])
+		return pgsm_hist_slots - 1;
+	if (pgsm_has_low_slot)
+		step = (int) floor(n * log(ms / pgsm_edges[0]) / log(pgsm_edges[n] / pgsm_edges[0]));
+	else
+		step = (ms < 1.0) ? 0 : (int) floor(n * log(ms) / log(pgsm_edges[n]));
+	/* guard against rounding at the edges */
+	while (step > 0 && ms < pgsm_edges[step])
+		step--;
+	while (step < n - 1 && ms >= pgsm_edges[step + 1])
+		step++;
+	return step + (pgsm_has_low_slot ? 1 : 0);
+}
+
+/* ---------------------------------------------------------------- startup */
+
+void
+pgsm_shmem_request(void)
+{
+	RequestAddinShmemSpace(pgsm_memsize());
+	RequestNamedLWLockTranche("pg_stat_monitor", 1);
+}
+
+static void
+init_header(PgsmShared *sh)
+{
+	sh->lock = &(GetNamedLWLockTranche("pg_stat_monitor"))->lock;
+	pg_atomic_init_u64(&sh->newest_bucket, 0);
+	sh->frozen_below = 0;
+	sh->arena_used = 0;
+	sh->arena_garbage = 0;
+	sh->stats_reset = GetCurrentTimestamp();
+	SpinLockInit(&sh->mutex);
+	sh->overflowed_calls = 0;
+	sh->dropped_calls = 0;
+	sh->dropped_exec_time = 0;
+	sh->discarded_calls = 0;
+	sh->worker_latch = NULL;
+}
+
+void
+pgsm_shmem_startup(void)
+{
+	HASHCTL		info;
+	bool		found;
+
+	pgsm_sizes(&pgsm_size);
+	init_histogram();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	pgsm_shared = ShmemInitStruct("pg_stat_monitor", sizeof(PgsmShared), &found);
+	if (!found)
+		init_header(pgsm_shared);
+
+	info.keysize = sizeof(PgsmKey);
+	info.entrysize = pgsm_size.entry_size;
+	pgsm_entries = ShmemInitHash("pg_stat_monitor entries",
+								 pgsm_size.max_entries, pgsm_size.max_entries,
+								 &info, HASH_ELEM | HASH_BLOBS);
+
+	info.keysize = sizeof(uint64);
+	info.entrysize = sizeof(PgsmText);
+	pgsm_texts = ShmemInitHash("pg_stat_monitor texts",
+							   pgsm_size.max_texts, pgsm_size.max_texts,
+							   &info, HASH_ELEM | HASH_BLOBS);
+	pgsm_arena = ShmemInitStruct("pg_stat_monitor arena", pgsm_size.arena_size, &found);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+bool
+pgsm_store_ready(void)
+{
+	return pgsm_shared != NULL;
+}
+
+static MemoryContext
+temp_context(void)
+{
+	if (pgsm_temp_cxt == NULL)
+		pgsm_temp_cxt = AllocSetContextCreate(TopMemoryContext, "pg_stat_monitor temp",
+											  ALLOCSET_DEFAULT_SIZES);
+	return pgsm_temp_cxt;
+}
+
+/* ---------------------------------------------------------------- buckets */
+
+int64
+pgsm_bucket_of(TimestampTz ts)
+{
+	int64		secs = (ts / USECS_PER_SEC) +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+	int64		r = secs % pgsm_bucket_time;
+
+	if (r < 0)
+		r += pgsm_bucket_time;
+	return secs - r;
+}
+
+/* the bucket a statement ending now writes to; caller holds the lock */
+static int64
+writable_bucket(void)
+{
+	int64		b = pgsm_bucket_of(GetCurrentTimestamp());
+
+	return Max(b, pgsm_shared->frozen_below);
+}
+
+int64
+pgsm_current_bucket(void)
+{
+	return pgsm_bucket_of(GetCurrentTimestamp());
+}
+
+void
+pgsm_set_worker_latch(Latch *latch)
+{
+	SpinLockAcquire(&pgsm_shared->mutex);
+	pgsm_shared->worker_latch = latch;
+	SpinLockRelease(&pgsm_shared->mutex);
+}
+
+void
+pgsm_wake_worker(void)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&pgsm_shared->mutex);
+	latch = pgsm_shared->worker_latch;
+	SpinLockRelease(&pgsm_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* wake the worker once when the first statement of a new bucket is seen */
+static void
+note_bucket(int64 bucket)
+{
+	uint64		seen = pg_atomic_read_u64(&pgsm_shared->newest_bucket);
+
+	if ((int64) seen >= bucket)
+		return;
+	if (pg_atomic_compare_exchange_u64(&pgsm_shared->newest_bucket, &seen, (uint64) bucket))
+		pgsm_wake_worker();
+}
+
+/* ---------------------------------------------------------------- texts */
+
+uint64
+pgsm_hash_bytes(const char *data, Size len)
+{
+	return hash_bytes_extended((const unsigned char *) data, (int) len, 0x5053);
+}
+
+/* copy live texts to the front of the arena; caller holds the lock EXCLUSIVE */
+static void
+compact_arena(void)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmText   *t;
+	char	   *scratch;
+	Size		used = 0;
+
+	scratch = MemoryContextAllocHuge(temp_context(), Max(pgsm_shared->arena_used, 1));
+	hash_seq_init(&scan, pgsm_texts);
+	while ((t = hash_seq_search(&scan)) != NULL)
+	{
+		memcpy(scratch + used, pgsm_arena + t->off, t->len);
+		t->off = (uint32) used;
+		used += t->len;
+	}
+	memcpy(pgsm_arena, scratch, used);
+	pgsm_shared->arena_used = used;
+	pgsm_shared->arena_garbage = 0;
+	pfree(scratch);
+}
+
+/*
+ * Store a text, or take one more reference to the same bytes.  Returns 0
+ * when there is no room.  Caller holds the lock EXCLUSIVE.
+ */
+static PgsmTextRef
+text_store(const char *data, Size len)
+{
+	uint64		key = pgsm_hash_bytes(data, len);
+	int			probe;
+
+	for (probe = 0; probe < 4; probe++, key++)
+	{
+		PgsmText   *t;
+		bool		found;
+
+		if (key == 0)
+			key = 1;
+		t = hash_search(pgsm_texts, &key, HASH_FIND, NULL);
+		if (t != NULL)
+		{
+			if (t->len == len && memcmp(pgsm_arena + t->off, data, len) == 0)
+			{
+				t->refs++;
+				return key;
+			}
+			continue;			/* a different text with the same hash */
+		}
+		if (hash_get_num_entries(pgsm_texts) >= pgsm_size.max_texts)
+			return 0;
+		if (pgsm_shared->arena_used + len > pgsm_size.arena_size &&
+			pgsm_shared->arena_garbage > 0)
+			compact_arena();
+		if (pgsm_shared->arena_used + len > pgsm_size.arena_size)
+			return 0;
+		t = hash_search(pgsm_texts, &key, HASH_ENTER_NULL, &found);
+		if (t == NULL)
+			return 0;
+		t->off = (uint32) pgsm_shared->arena_used;
+		t->len = (uint32) len;
+		t->refs = 1;
+		memcpy(pgsm_arena + t->off, data, len);
+		pgsm_shared->arena_used += len;
+		return key;
+	}
+	return 0;
+}
+
+/* drop one reference; caller holds the lock EXCLUSIVE */
+static void
+text_release(PgsmTextRef ref)
+{
+	PgsmText   *t;
+
+	if (ref == 0)
+		return;
+	t = hash_search(pgsm_texts, &ref, HASH_FIND, NULL);
+	if (t == NULL || --t->refs > 0)
+		return;
+	pgsm_shared->arena_garbage += t->len;
+	hash_search(pgsm_texts, &ref, HASH_REMOVE, NULL);
+}
+
+/* a palloc'd, NUL-terminated copy of a text; caller holds the lock */
+static char *
+text_copy(PgsmTextRef ref, int *len)
+{
+	PgsmText   *t;
+	char	   *s;
+
+	if (ref == 0)
+		return NULL;
+	t = hash_search(pgsm_texts, &ref, HASH_FIND, NULL);
+	if (t == NULL)
+		return NULL;
+	s = palloc(t->len + 1);
+	memcpy(s, pgsm_arena + t->off, t->len);
+	s[t->len] = '\0';
+	if (len)
+		*len = (int) t->len;
+	return s;
+}
+
+/* ---------------------------------------------------------------- entries */
+
+/* the texts a new entry needs, prepared without the lock */
+typedef struct PgsmNewTexts
+{
+	char	   *query;
+	int			query_len;
+	char	   *top_query;
+	int			top_query_len;
+	const char *appname;
+	char	   *comments;
+	char	   *plan;
+	int			plan_len;
+	Oid		   *relids;
+	int			nrelids;
+	uint64		pgsm_query_id;
+} PgsmNewTexts;
+
+static void
+prepare_texts(PgsmNewTexts *t, PgsmExecution *x)
+{
+	int			len;
+	char	   *stmt = pgsm_statement_text(x->source_text, x->stmt_location,
+										   x->stmt_len, &len);
+
+	bool		scan = stmt != NULL && !x->in_error_report;
+
+	memset(t, 0, sizeof(*t));
+	if (pgsm_enable_pgsm_query_id && scan)
+		t->pgsm_query_id = pgsm_text_query_id(stmt, len);
+	if (pgsm_extract_comments && stmt)
+		t->comments = pgsm_extract_comments_of(stmt, len);
+	if (pgsm_normalized_query && scan)
+		stmt = pgsm_normalize(stmt, len, &len);
+	if (stmt)
+		t->query = pgsm_cut_text(stmt, len, pgsm_query_max_len, &t->query_len);
+	if (x->top_query)
+		t->top_query = pgsm_cut_text(x->top_query, strlen(x->top_query),
+									 pgsm_query_max_len, &t->top_query_len);
+	if (x->plan_text)
+		t->plan = pgsm_cut_text(x->plan_text, strlen(x->plan_text),
+								pgsm_query_max_len, &t->plan_len);
+	t->appname = application_name ? application_name : "";
+	pgsm_collect_relids(x->rtable, &t->relids, &t->nrelids);
+}
+
+static void
+release_refs(PgsmEntry *e)
+{
+	text_release(e->query);
+	text_release(e->top_query);
+	text_release(e->appname);
+	text_release(e->comments);
+	text_release(e->plan);
+	text_release(e->relations);
+	text_release(e->message);
+}
+
+/* store a text if present; false when there was no room */
+static bool
+store_ref(PgsmTextRef *ref, const char *data, Size len)
+{
+	if (data == NULL)
+		return true;
+	*ref = text_store(data, len);
+	return *ref != 0;
+}
+
+static bool
+store_texts(PgsmEntry *e, const PgsmNewTexts *t)
+{
+	return store_ref(&e->query, t->query, t->query_len) &&
+		store_ref(&e->top_query, t->top_query, t->top_query_len) &&
+		store_ref(&e->appname, t->appname, strlen(t->appname)) &&
+		store_ref(&e->comments, t->comments, t->comments ? strlen(t->comments) : 0) &&
+		store_ref(&e->plan, t->plan, t->plan_len) &&
+		store_ref(&e->relations, t->nrelids ? (const char *) t->relids : NULL,
+				  t->nrelids * sizeof(Oid));
+}
+
+static void
+init_entry(PgsmEntry *e)
+{
+	memset((char *) e + sizeof(PgsmKey), 0, pgsm_size.entry_size - sizeof(PgsmKey));
+	SpinLockInit(&e->mutex);
+}
+
+/*
+ * Find or make the entry for a key; NULL when the table or the arena is
+ * full.  Caller holds the lock EXCLUSIVE.
+ */
+static PgsmEntry *
+create_entry(const PgsmKey *key, PgsmExecution *x, const PgsmNewTexts *t)
+{
+	PgsmEntry  *e;
+	bool		found;
+
+	e = hash_search(pgsm_entries, key, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+	if (hash_get_num_entries(pgsm_entries) >= pgsm_size.max_entries - pgsm_size.reserve)
+		return NULL;
+	e = hash_search(pgsm_entries, key, HASH_ENTER_NULL, &found);
+	if (e == NULL)
+		return NULL;
+	init_entry(e);
+	if (!store_texts(e, t))
+	{
+		release_refs(e);
+		hash_search(pgsm_entries, key, HASH_REMOVE, NULL);
+		return NULL;
+	}
+	e->cmd_type = x->cmd_type;
+	e->pgsm_query_id = t->pgsm_query_id;
+	return e;
+}
+
+/* the overflow row of a bucket, from the reserve; caller holds it EXCLUSIVE */
+static PgsmEntry *
+overflow_entry(int64 bucket)
+{
+	PgsmKey		key;
+	PgsmEntry  *e;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.bucket_start = bucket;
+	key.kind = PGSM_KIND_OVERFLOW;
+	key.toplevel = true;
+	e = hash_search(pgsm_entries, &key, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+	if (hash_get_num_entries(pgsm_entries) >= pgsm_size.max_entries)
+		return NULL;
+	e = hash_search(pgsm_entries, &key, HASH_ENTER_NULL, &found);
+	if (e != NULL)
+		init_entry(e);
+	return e;
+}
+
+static inline void
+add_timing(PgsmTiming *t, int64 n_before, double v)
+{
+	double		old_mean = n_before > 0 ? t->total / n_before : 0;
+	double		new_mean;
+
+	if (n_before == 0 || v < t->min)
+		t->min = v;
+	if (n_before == 0 || v > t->max)
+		t->max = v;
+	t->total += v;
+	new_mean = t->total / (n_before + 1);
+	t->m2 += (v - old_mean) * (v - new_mean);
+}
+
+/* add one execution's counters; takes the entry's spinlock */
+static void
+accumulate(PgsmEntry *e, const PgsmExecution *x)
+{
+	const PgsmCounters *d = &x->delta;
+	PgsmCounters *c = &e->c;
+
+	SpinLockAcquire(&e->mutex);
+	if (d->calls > 0)
+	{
+		add_timing(&c->exec, c->calls, x->exec_ms);
+		c->calls += d->calls;
+		e->hist[pgsm_hist_slot(x->exec_ms)]++;
+	}
+	if (d->plans > 0)
+	{
+		add_timing(&c->plan, c->plans, d->plan.total);
+		c->plans += d->plans;
+	}
+	c->rows += d->rows;
+	c->shared_blks_hit += d->shared_blks_hit;
+	c->shared_blks_read += d->shared_blks_read;
+	c->shared_blks_dirtied += d->shared_blks_dirtied;
+	c->shared_blks_written += d->shared_blks_written;
+	c->local_blks_hit += d->local_blks_hit;
+	c->local_blks_read += d->local_blks_read;
+	c->local_blks_dirtied += d->local_blks_dirtied;
+	c->local_blks_written += d->local_blks_written;
+	c->temp_blks_read += d->temp_blks_read;
+	c->temp_blks_written += d->temp_blks_written;
+	c->blk_read_time += d->blk_read_time;
+	c->blk_write_time += d->blk_write_time;
+	c->temp_blk_read_time += d->temp_blk_read_time;
+	c->temp_blk_write_time += d->temp_blk_write_time;
+	c->cpu_user_time += d->cpu_user_time;
+	c->cpu_sys_time += d->cpu_sys_time;
+	c->wal_records += d->wal_records;
+	c->wal_fpi += d->wal_fpi;
+	c->wal_bytes += d->wal_bytes;
+	c->jit_functions += d->jit_functions;
+	c->jit_generation_time += d->jit_generation_time;
+	c->jit_inlining_count += d->jit_inlining_count;
+	c->jit_inlining_time += d->jit_inlining_time;
+	c->jit_optimization_count += d->jit_optimization_count;
+	c->jit_optimization_time += d->jit_optimization_time;
+	c->jit_emission_count += d->jit_emission_count;
+	c->jit_emission_time += d->jit_emission_time;
+	if (x->elevel > 0)
+	{
+		e->elevel = (uint8) x->elevel;
+		e->sqlcode = x->sqlcode;
+	}
+	SpinLockRelease(&e->mutex);
+}
+
+/* replace the entry's message; caller holds the lock EXCLUSIVE */
+static void
+set_message(PgsmEntry *e, const char *message)
+{
+	PgsmTextRef ref;
+	int			len;
+	char	   *cut;
+
+	if (message == NULL)
+		return;
+	cut = pgsm_cut_text(message, strlen(message), pgsm_query_max_len, &len);
+	ref = text_store(cut, len);
+	text_release(e->message);
+	e->message = ref;
+}
+
+static void
+build_key(PgsmKey *key, const PgsmExecution *x)
+{
+	const char *app = application_name ? application_name : "";
+
+	memset(key, 0, sizeof(*key));
+	key->queryid = x->queryid;
+	key->top_queryid = x->top_queryid;
+	key->planid = x->planid;
+	key->toplevel = x->toplevel;
+	key->userid = GetUserId();
+	key->dbid = MyDatabaseId;
+	key->appname_hash = pgsm_hash_bytes(app, strlen(app));
+	key->kind = PGSM_KIND_STATEMENT;
+	if (MyProcPort == NULL)
+		return;
+	if (MyProcPort->raddr.addr.ss_family == AF_INET)
+	{
+		struct sockaddr_in *sin = (struct sockaddr_in *) &MyProcPort->raddr.addr;
+
+		key->client_family = AF_INET;
+		memcpy(key->client_addr, &sin->sin_addr, 4);
+	}
+	else if (MyProcPort->raddr.addr.ss_family == AF_INET6)
+	{
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &MyProcPort->raddr.addr;
+
+		key->client_family = AF_INET6;
+		memcpy(key->client_addr, &sin6->sin6_addr, 16);
+	}
+}
+
+static void
+count_loss(const PgsmExecution *x, bool dropped)
+{
+	SpinLockAcquire(&pgsm_shared->mutex);
+	if (dropped)
+	{
+		pgsm_shared->dropped_calls += x->delta.calls;
+		pgsm_shared->dropped_exec_time += x->exec_ms;
+	}
+	else
+		pgsm_shared->overflowed_calls += x->delta.calls;
+	SpinLockRelease(&pgsm_shared->mutex);
+}
+
+/* the slow path: make the entry (or use the overflow row) under EXCLUSIVE */
+static void
+store_new(PgsmKey *key, PgsmExecution *x)
+{
+	MemoryContext old = MemoryContextSwitchTo(temp_context());
+	PgsmNewTexts t;
+	PgsmEntry  *e;
+	bool		wake = false;
+
+	prepare_texts(&t, x);
+	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
+	key->bucket_start = writable_bucket();
+	e = create_entry(key, x, &t);
+	if (e == NULL)
+	{
+		e = overflow_entry(key->bucket_start);
+		count_loss(x, e == NULL);
+		wake = true;
+	}
+	if (e != NULL)
+	{
+		accumulate(e, x);
+		if (x->elevel > 0 && e->key.kind == PGSM_KIND_STATEMENT)
+			set_message(e, x->message);
+	}
+	LWLockRelease(pgsm_shared->lock);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(temp_context());
+	note_bucket(key->bucket_start);
+	if (wake)
+		pgsm_wake_worker();
+}
+
+/*
+ * Record one execution.  The usual case (the entry exists, no message to
+ * record) holds the lock SHARED for one lookup and one spinlocked update.
+ */
+void
+pgsm_store(PgsmExecution *x)
+{
+	PgsmKey		key;
+	PgsmEntry  *e;
+
+	if (pgsm_shared == NULL)
+		return;
+	build_key(&key, x);
+	if (x->elevel == 0)
+	{
+		LWLockAcquire(pgsm_shared->lock, LW_SHARED);
+		key.bucket_start = writable_bucket();
+		e = hash_search(pgsm_entries, &key, HASH_FIND, NULL);
+		if (e != NULL)
+			accumulate(e, x);
+		LWLockRelease(pgsm_shared->lock);
+		if (e != NULL)
+		{
+			note_bucket(key.bucket_start);
+			return;
+		}
+	}
+	store_new(&key, x);
+}
+
+/* ---------------------------------------------------------------- readers */
+
+static PgsmRow *
+copy_row(PgsmEntry *e)
+{
+	PgsmRow    *r = palloc0(sizeof(PgsmRow));
+	int			len = 0;
+
+	r->entry = palloc(pgsm_size.entry_size);
+	SpinLockAcquire(&e->mutex);
+	memcpy(r->entry, e, pgsm_size.entry_size);
+	SpinLockRelease(&e->mutex);
+	r->query = text_copy(e->query, NULL);
+	r->top_query = text_copy(e->top_query, NULL);
+	r->appname = text_copy(e->appname, NULL);
+	r->comments = text_copy(e->comments, NULL);
+	r->plan = text_copy(e->plan, NULL);
+	r->message = text_copy(e->message, NULL);
+	r->relids = (Oid *) text_copy(e->relations, &len);
+	r->nrelids = r->relids ? len / (int) sizeof(Oid) : 0;
+	return r;
+}
+
+/* copies of the entries of buckets before 'below' (all when 0) */
+List *
+pgsm_copy_rows(int64 below)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmEntry  *e;
+	List	   *rows = NIL;
+
+	LWLockAcquire(pgsm_shared->lock, LW_SHARED);
+	hash_seq_init(&scan, pgsm_entries);
+	while ((e = hash_seq_search(&scan)) != NULL)
+	{
+		if (below == 0 || e->key.bucket_start < below)
+			rows = lappend(rows, copy_row(e));
+	}
+	LWLockRelease(pgsm_shared->lock);
+	return rows;
+}
+
+void
+pgsm_get_info(PgsmInfo *info)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmEntry  *e;
+
+	memset(info, 0, sizeof(*info));
+	LWLockAcquire(pgsm_shared->lock, LW_SHARED);
+	info->max_entries = pgsm_size.max_entries;
+	info->entries = hash_get_num_entries(pgsm_entries);
+	info->text_bytes = pgsm_size.arena_size;
+	info->text_bytes_used = pgsm_shared->arena_used - pgsm_shared->arena_garbage;
+	info->max_texts = pgsm_size.max_texts;
+	info->texts = hash_get_num_entries(pgsm_texts);
+	info->frozen_below = pgsm_shared->frozen_below;
+	info->stats_reset = pgsm_shared->stats_reset;
+	hash_seq_init(&scan, pgsm_entries);
+	while ((e = hash_seq_search(&scan)) != NULL)
+	{
+		if (e->key.kind == PGSM_KIND_OVERFLOW)
+			info->overflow_entries++;
+		if (info->oldest_bucket == 0 || e->key.bucket_start < info->oldest_bucket)
+			info->oldest_bucket = e->key.bucket_start;
+	}
+	LWLockRelease(pgsm_shared->lock);
+	SpinLockAcquire(&pgsm_shared->mutex);
+	info->overflowed_calls = pgsm_shared->overflowed_calls;
+	info->dropped_calls = pgsm_shared->dropped_calls;
+	info->dropped_exec_time = pgsm_shared->dropped_exec_time;
+	info->discarded_calls = pgsm_shared->discarded_calls;
+	SpinLockRelease(&pgsm_shared->mutex);
+}
+
+/* ---------------------------------------------------------------- release */
+
+/* close the finished buckets to writes; returns the first open bucket */
+int64
+pgsm_freeze_finished(void)
+{
+	int64		now = pgsm_current_bucket();
+	int64		frozen;
+
+	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
+	if (now > pgsm_shared->frozen_below)
+		pgsm_shared->frozen_below = now;
+	frozen = pgsm_shared->frozen_below;
+	LWLockRelease(pgsm_shared->lock);
+	return frozen;
+}
+
+/*
+ * Remove the entries of buckets before 'below' (all when below is
+ * PG_INT64_MAX); returns the calls they held.  Does not allocate, so it
+ * may run in a commit callback.
+ */
+static int64
+remove_below(int64 below)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmEntry  *e;
+	int64		calls = 0;
+
+	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
+	/* a bucket still open to writes is never released, except by reset */
+	if (below != PG_INT64_MAX)
+		below = Min(below, pgsm_shared->frozen_below);
+	hash_seq_init(&scan, pgsm_entries);
+	while ((e = hash_seq_search(&scan)) != NULL)
+	{
+		if (e->key.bucket_start >= below)
+			continue;
+		calls += e->c.calls;
+		release_refs(e);
+		hash_search(pgsm_entries, &e->key, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(pgsm_shared->lock);
+	return calls;
+}
+
+/* release exported buckets */
+int64
+pgsm_release_below(int64 below)
+{
+	return remove_below(below);
+}
+
+/* drop buckets nobody can export, counting what is lost */
+int64
+pgsm_discard_below(int64 below)
+{
+	int64		calls = remove_below(below);
+
+	SpinLockAcquire(&pgsm_shared->mutex);
+	pgsm_shared->discarded_calls += calls;
+	SpinLockRelease(&pgsm_shared->mutex);
+	return calls;
+}
+
+void
+pgsm_reset_all(void)
+{
+	pgsm_release_below(PG_INT64_MAX);
+	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
+	pgsm_shared->stats_reset = GetCurrentTimestamp();
+	LWLockRelease(pgsm_shared->lock);
+	SpinLockAcquire(&pgsm_shared->mutex);
+	pgsm_shared->overflowed_calls = 0;
+	pgsm_shared->dropped_calls = 0;
+	pgsm_shared->dropped_exec_time = 0;
+	pgsm_shared->discarded_calls = 0;
+	SpinLockRelease(&pgsm_shared->mutex);
+}

@@ -1,0 +1,35 @@
+"""``histogram(bucket, queryid)``: one query's execution-time histogram as rows."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from pgsm.plpy import Plpy, qualified
+
+BAR_WIDTH = 30
+BAR_CHAR = "\u25a0"
+
+
+def bar(freq: int, top: int) -> str:
+    """Return a bar of at most BAR_WIDTH marks, scaled to the largest slot."""
+    if top <= 0 or freq <= 0:
+        return ""
+    return BAR_CHAR * max(1, round(freq * BAR_WIDTH / top))
+
+
+def rows(plpy: Plpy, schema: str, bucket: int, queryid: int) -> Iterator[tuple[str, int, str]]:
+    """Yield (range, freq, bar) for each slot, summing the query's rows in the bucket."""
+    ranges = plpy.execute(f"SELECT {qualified(plpy, schema, 'range')}() AS r")[0]["r"]
+    plan = plpy.prepare(
+        "SELECT resp_calls FROM " + qualified(plpy, schema, "pg_stat_monitor")
+        + " WHERE bucket = $1 AND queryid = $2",
+        ["bigint", "bigint"],
+    )
+    freqs = [0] * len(ranges)
+    for row in plpy.execute(plan, [bucket, queryid]):
+        for i, count in enumerate(row["resp_calls"] or []):
+            if i < len(freqs):
+                freqs[i] += int(count)
+    top = max(freqs, default=0)
+    for label, freq in zip(ranges, freqs):
+        yield label, freq, bar(freq, top)

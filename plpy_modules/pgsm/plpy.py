@@ -1,0 +1,28 @@
+"""The part of PL/Python's ``plpy`` module this package uses, as a Protocol."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+
+class Plan(Protocol):
+    """A prepared statement."""
+
+
+class Plpy(Protocol):
+    """What the package calls on ``plpy``."""
+
+    def prepare(self, query: str, argtypes: Sequence[str] = ...) -> Plan: ...
+
+    def execute(self, plan: Any, args: Sequence[Any] = ..., limit: int = ...) -> Any: ...
+
+    def quote_ident(self, name: str) -> str: ...
+
+    def notice(self, msg: str) -> None: ...
+
+    def warning(self, msg: str) -> None: ...
+
+
+def qualified(plpy: Plpy, schema: str, name: str) -> str:
+    """Return ``schema.name`` quoted, for the extension's own objects."""
+    return f"{plpy.quote_ident(schema)}.{plpy.quote_ident(name)}"

@@ -1,0 +1,8 @@
+"""Test configuration: the fixtures live in fixtures.py."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fixtures import conn, make_server, server  # noqa: E402,F401

@@ -1,0 +1,59 @@
+"""Fixtures: real servers with the library preloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import psycopg
+import pytest
+
+from pgserver import PgServer
+
+ServerFactory = Callable[..., PgServer]
+
+
+@pytest.fixture(scope="session")
+def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Start servers with given settings; all are removed at the end of the session."""
+    servers: list[PgServer] = []
+
+    def make(settings: dict[str, str] | None = None, extension: bool = True,
+             start: bool = True) -> PgServer:
+        server = PgServer(tmp_path_factory.mktemp("pg"), settings)
+        servers.append(server)
+        if start:
+            server.start()
+            if extension:
+                server.sql("CREATE EXTENSION pg_stat_monitor CASCADE")
+        return server
+
+    yield make
+    for server in servers:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def server(make_server: ServerFactory) -> PgServer:
+    """The shared server at default settings, extension created in postgres."""
+    return make_server()
+
+
+@pytest.fixture
+def conn(server: PgServer) -> Iterator[psycopg.Connection[Any]]:
+    """A superuser connection to a server whose statistics were just reset."""
+    with server.connect() as c:
+        c.execute("SELECT pg_stat_monitor_reset()")
+        yield c
+
+
+def rows(conn: psycopg.Connection[Any], query: str, *params: Any) -> list[tuple[Any, ...]]:
+    """All rows of a query."""
+    return conn.execute(query, params or None).fetchall()  # type: ignore[arg-type]
+
+
+def one(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
+    """The single value of a one-row, one-column query."""
+    result = rows(conn, query, *params)
+    assert len(result) == 1, result
+    return result[0][0]
