@@ -144,6 +144,12 @@ run_pass_guarded(MemoryContext pass_cxt)
 	MemoryContextReset(pass_cxt);
 }
 
+static void
+forget_latch(int code, Datum arg)
+{
+	pgsm_set_worker_latch(NULL);
+}
+
 void
 pgsm_worker_main(Datum arg)
 {
@@ -152,10 +158,12 @@ pgsm_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	pgsm_untracked_process = true;
 
 	BackgroundWorkerInitializeConnection(pgsm_worker_database, NULL, 0);
 	pgstat_report_appname(PGSM_WORKER_NAME);
 	pgsm_set_worker_latch(MyLatch);
+	before_shmem_exit(forget_latch, (Datum) 0);
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "pg_stat_monitor worker pass",
 									 ALLOCSET_DEFAULT_SIZES);
 

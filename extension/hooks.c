@@ -71,10 +71,12 @@ static PgsmRun *pgsm_runs = NULL;
 #define PGSM_RUSAGE_WHO RUSAGE_SELF
 #endif
 
+bool		pgsm_untracked_process = false;
+
 static bool
 pgsm_enabled(int level)
 {
-	if (!pgsm_store_ready() || IsParallelWorker())
+	if (!pgsm_store_ready() || IsParallelWorker() || pgsm_untracked_process)
 		return false;
 	return pgsm_track == PGSM_TRACK_ALL ||
 		(pgsm_track == PGSM_TRACK_TOP && level == 0);

@@ -51,6 +51,9 @@ extern int	pgsm_export_interval;
 
 extern void pgsm_define_gucs(void);
 
+/* set in the background worker: its own statements are not tracked */
+extern bool pgsm_untracked_process;
+
 /* true only when the library was loaded by shared_preload_libraries */
 extern bool pgsm_preloaded;
 
