@@ -72,6 +72,19 @@ extern void pgsm_require_preload(void);
 /* a reference to a text in the arena: the text's 64-bit key, 0 = none */
 typedef uint64 PgsmTextRef;
 
+/* the texts of an entry */
+typedef enum PgsmTextKind
+{
+	PGSM_T_QUERY,
+	PGSM_T_TOP_QUERY,
+	PGSM_T_APPNAME,
+	PGSM_T_COMMENTS,
+	PGSM_T_PLAN,
+	PGSM_T_RELATIONS,			/* an Oid array */
+	PGSM_T_MESSAGE,
+	PGSM_NTEXTS
+} PgsmTextKind;
+
 /*
  * The hash key.  Zero-filled before use: it is hashed as raw bytes, so
  * padding must be deterministic.
@@ -149,13 +162,8 @@ typedef struct PgsmEntry
 	uint8		elevel;
 	int32		sqlcode;
 	uint64		pgsm_query_id;
-	PgsmTextRef query;
-	PgsmTextRef top_query;
-	PgsmTextRef appname;
-	PgsmTextRef comments;
-	PgsmTextRef plan;
-	PgsmTextRef relations;		/* Oid array */
-	PgsmTextRef message;
+	bool		query_cut;		/* the query text was cut at pgsm_query_max_len */
+	PgsmTextRef text[PGSM_NTEXTS];
 	PgsmCounters c;
 	int32		hist[FLEXIBLE_ARRAY_MEMBER];	/* pgsm_hist_slots */
 } PgsmEntry;
@@ -239,6 +247,19 @@ extern void pgsm_get_info(PgsmInfo *info);
 extern int64 pgsm_freeze_finished(void);
 extern int64 pgsm_release_below(int64 bucket_start);
 extern int64 pgsm_discard_below(int64 bucket_start);
+
+/* for persist.c, in the postmaster only: walk and restore entries with their texts */
+typedef void (*PgsmEntryFn) (const PgsmEntry *e, char *const texts[PGSM_NTEXTS],
+							 const int lens[PGSM_NTEXTS], void *arg);
+extern Size pgsm_entry_size(void);
+extern void pgsm_walk_entries(PgsmEntryFn fn, void *arg);
+extern bool pgsm_restore_entry(const PgsmEntry *src, char *const texts[PGSM_NTEXTS],
+							   const int lens[PGSM_NTEXTS]);
+extern void pgsm_count_dropped(int64 calls, double exec_time);
+
+/* persist.c: keep unexported statistics across a clean restart */
+extern void pgsm_load_dump(void);
+extern void pgsm_write_dump(int code, Datum arg);
 
 /* ---- text helpers (text.c) ---- */
 extern char *pgsm_statement_text(const char *source, int location, int len,

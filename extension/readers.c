@@ -26,7 +26,7 @@
 #include "utils/timestamp.h"
 
 #define PGSM_VIEW_COLS 65
-#define PGSM_INFO_COLS 16
+#define PGSM_INFO_COLS 17
 
 PG_FUNCTION_INFO_V1(pg_stat_monitor_internal);
 PG_FUNCTION_INFO_V1(pg_stat_monitor_info_internal);
@@ -283,7 +283,8 @@ pg_stat_monitor_internal(PG_FUNCTION_ARGS)
 	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
 		below = timestamptz_to_unix(PG_GETARG_TIMESTAMPTZ(1));
 	InitMaterializedSRF(fcinfo, 0);
-	if (rsinfo->setDesc->natts != PGSM_VIEW_COLS)
+	/* the export's variant adds query_cut */
+	if (rsinfo->setDesc->natts != PGSM_VIEW_COLS && rsinfo->setDesc->natts != PGSM_VIEW_COLS + 1)
 		elog(ERROR, "incorrect number of output arguments");
 	allowed = has_privs_of_role(me, ROLE_PG_READ_ALL_STATS);
 	current = pgsm_current_bucket();
@@ -291,8 +292,8 @@ pg_stat_monitor_internal(PG_FUNCTION_ARGS)
 	foreach(lc, rows)
 	{
 		PgsmRow    *row = lfirst(lc);
-		Datum		values[PGSM_VIEW_COLS];
-		bool		nulls[PGSM_VIEW_COLS];
+		Datum		values[PGSM_VIEW_COLS + 1];
+		bool		nulls[PGSM_VIEW_COLS + 1];
 		bool		row_allowed = allowed || row->entry->key.userid == me;
 		int			i;
 
@@ -302,6 +303,7 @@ pg_stat_monitor_internal(PG_FUNCTION_ARGS)
 		i = fill_identity(values, nulls, row, showtext, row_allowed);
 		i = fill_counters(values, nulls, row, i, current);
 		Assert(i == PGSM_VIEW_COLS);
+		values[i] = BoolGetDatum(row->entry->query_cut);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -336,6 +338,7 @@ pg_stat_monitor_info_internal(PG_FUNCTION_ARGS)
 	v[i++] = Int64GetDatum(info.discarded_calls);
 	v[i++] = Int64GetDatum((current / pgsm_bucket_time) % pgsm_max_buckets);
 	v[i++] = TimestampTzGetDatum(unix_to_timestamptz(current));
+	v[i++] = TimestampTzGetDatum(unix_to_timestamptz(current - (int64) (pgsm_max_buckets - 1) * pgsm_bucket_time));
 	v[i] = TimestampTzGetDatum(unix_to_timestamptz(info.oldest_bucket));
 	n[i++] = (info.oldest_bucket == 0);
 	v[i++] = Int64GetDatum((int64) pgsm_memsize());

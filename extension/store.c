@@ -273,6 +273,13 @@ pgsm_shmem_startup(void)
 							   &info, HASH_ELEM | HASH_BLOBS);
 	pgsm_arena = ShmemInitStruct("pg_stat_monitor arena", pgsm_size.arena_size, &found);
 	LWLockRelease(AddinShmemInitLock);
+
+	/* the postmaster reloads what a clean shutdown saved, and saves at exit */
+	if (!IsUnderPostmaster)
+	{
+		pgsm_load_dump();
+		on_shmem_exit(pgsm_write_dump, (Datum) 0);
+	}
 }
 
 bool
@@ -480,6 +487,7 @@ typedef struct PgsmNewTexts
 	Oid		   *relids;
 	int			nrelids;
 	uint64		pgsm_query_id;
+	bool		query_cut;
 } PgsmNewTexts;
 
 static void
@@ -499,7 +507,10 @@ prepare_texts(PgsmNewTexts *t, PgsmExecution *x)
 	if (pgsm_normalized_query && scan)
 		stmt = pgsm_normalize(stmt, len, &len);
 	if (stmt)
+	{
+		t->query_cut = len > pgsm_query_max_len;
 		t->query = pgsm_cut_text(stmt, len, pgsm_query_max_len, &t->query_len);
+	}
 	if (x->top_query)
 		t->top_query = pgsm_cut_text(x->top_query, strlen(x->top_query),
 									 pgsm_query_max_len, &t->top_query_len);
@@ -513,13 +524,10 @@ prepare_texts(PgsmNewTexts *t, PgsmExecution *x)
 static void
 release_refs(PgsmEntry *e)
 {
-	text_release(e->query);
-	text_release(e->top_query);
-	text_release(e->appname);
-	text_release(e->comments);
-	text_release(e->plan);
-	text_release(e->relations);
-	text_release(e->message);
+	int			i;
+
+	for (i = 0; i < PGSM_NTEXTS; i++)
+		text_release(e->text[i]);
 }
 
 /* store a text if present; false when there was no room */
@@ -535,12 +543,14 @@ store_ref(PgsmTextRef *ref, const char *data, Size len)
 static bool
 store_texts(PgsmEntry *e, const PgsmNewTexts *t)
 {
-	return store_ref(&e->query, t->query, t->query_len) &&
-		store_ref(&e->top_query, t->top_query, t->top_query_len) &&
-		store_ref(&e->appname, t->appname, strlen(t->appname)) &&
-		store_ref(&e->comments, t->comments, t->comments ? strlen(t->comments) : 0) &&
-		store_ref(&e->plan, t->plan, t->plan_len) &&
-		store_ref(&e->relations, t->nrelids ? (const char *) t->relids : NULL,
+	return store_ref(&e->text[PGSM_T_QUERY], t->query, t->query_len) &&
+		store_ref(&e->text[PGSM_T_TOP_QUERY], t->top_query, t->top_query_len) &&
+		store_ref(&e->text[PGSM_T_APPNAME], t->appname, strlen(t->appname)) &&
+		store_ref(&e->text[PGSM_T_COMMENTS], t->comments,
+				  t->comments ? strlen(t->comments) : 0) &&
+		store_ref(&e->text[PGSM_T_PLAN], t->plan, t->plan_len) &&
+		store_ref(&e->text[PGSM_T_RELATIONS],
+				  t->nrelids ? (const char *) t->relids : NULL,
 				  t->nrelids * sizeof(Oid));
 }
 
@@ -578,6 +588,7 @@ create_entry(const PgsmKey *key, PgsmExecution *x, const PgsmNewTexts *t)
 	}
 	e->cmd_type = x->cmd_type;
 	e->pgsm_query_id = t->pgsm_query_id;
+	e->query_cut = t->query_cut;
 	return e;
 }
 
@@ -686,8 +697,8 @@ set_message(PgsmEntry *e, const char *message)
 		return;
 	cut = pgsm_cut_text(message, strlen(message), pgsm_query_max_len, &len);
 	ref = text_store(cut, len);
-	text_release(e->message);
-	e->message = ref;
+	text_release(e->text[PGSM_T_MESSAGE]);
+	e->text[PGSM_T_MESSAGE] = ref;
 }
 
 static void
@@ -722,17 +733,25 @@ build_key(PgsmKey *key, const PgsmExecution *x)
 	}
 }
 
+void
+pgsm_count_dropped(int64 calls, double exec_time)
+{
+	SpinLockAcquire(&pgsm_shared->mutex);
+	pgsm_shared->dropped_calls += calls;
+	pgsm_shared->dropped_exec_time += exec_time;
+	SpinLockRelease(&pgsm_shared->mutex);
+}
+
 static void
 count_loss(const PgsmExecution *x, bool dropped)
 {
-	SpinLockAcquire(&pgsm_shared->mutex);
 	if (dropped)
 	{
-		pgsm_shared->dropped_calls += x->delta.calls;
-		pgsm_shared->dropped_exec_time += x->exec_ms;
+		pgsm_count_dropped(x->delta.calls, x->exec_ms);
+		return;
 	}
-	else
-		pgsm_shared->overflowed_calls += x->delta.calls;
+	SpinLockAcquire(&pgsm_shared->mutex);
+	pgsm_shared->overflowed_calls += x->delta.calls;
 	SpinLockRelease(&pgsm_shared->mutex);
 }
 
@@ -811,13 +830,13 @@ copy_row(PgsmEntry *e)
 	SpinLockAcquire(&e->mutex);
 	memcpy(r->entry, e, pgsm_size.entry_size);
 	SpinLockRelease(&e->mutex);
-	r->query = text_copy(e->query, NULL);
-	r->top_query = text_copy(e->top_query, NULL);
-	r->appname = text_copy(e->appname, NULL);
-	r->comments = text_copy(e->comments, NULL);
-	r->plan = text_copy(e->plan, NULL);
-	r->message = text_copy(e->message, NULL);
-	r->relids = (Oid *) text_copy(e->relations, &len);
+	r->query = text_copy(e->text[PGSM_T_QUERY], NULL);
+	r->top_query = text_copy(e->text[PGSM_T_TOP_QUERY], NULL);
+	r->appname = text_copy(e->text[PGSM_T_APPNAME], NULL);
+	r->comments = text_copy(e->text[PGSM_T_COMMENTS], NULL);
+	r->plan = text_copy(e->text[PGSM_T_PLAN], NULL);
+	r->message = text_copy(e->text[PGSM_T_MESSAGE], NULL);
+	r->relids = (Oid *) text_copy(e->text[PGSM_T_RELATIONS], &len);
 	r->nrelids = r->relids ? len / (int) sizeof(Oid) : 0;
 	return r;
 }
@@ -952,4 +971,66 @@ pgsm_reset_all(void)
 	pgsm_shared->dropped_exec_time = 0;
 	pgsm_shared->discarded_calls = 0;
 	SpinLockRelease(&pgsm_shared->mutex);
+}
+
+/* ---------------------------------------------------------------- persistence */
+
+Size
+pgsm_entry_size(void)
+{
+	return pgsm_size.entry_size;
+}
+
+/* call fn for every entry with its texts; no other process may run */
+void
+pgsm_walk_entries(PgsmEntryFn fn, void *arg)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmEntry  *e;
+
+	hash_seq_init(&scan, pgsm_entries);
+	while ((e = hash_seq_search(&scan)) != NULL)
+	{
+		char	   *texts[PGSM_NTEXTS];
+		int			lens[PGSM_NTEXTS];
+		int			i;
+
+		for (i = 0; i < PGSM_NTEXTS; i++)
+		{
+			PgsmText   *t = e->text[i] ? hash_search(pgsm_texts, &e->text[i], HASH_FIND, NULL) : NULL;
+
+			texts[i] = t ? pgsm_arena + t->off : NULL;
+			lens[i] = t ? (int) t->len : -1;
+		}
+		fn(e, texts, lens, arg);
+	}
+}
+
+/* add a saved entry back; false when there is no room.  Postmaster only. */
+bool
+pgsm_restore_entry(const PgsmEntry *src, char *const texts[PGSM_NTEXTS],
+				   const int lens[PGSM_NTEXTS])
+{
+	PgsmEntry  *e;
+	bool		found;
+	int			i;
+
+	if (hash_get_num_entries(pgsm_entries) >= pgsm_size.max_entries)
+		return false;
+	e = hash_search(pgsm_entries, &src->key, HASH_ENTER_NULL, &found);
+	if (e == NULL || found)
+		return e != NULL;
+	memcpy(e, src, pgsm_size.entry_size);
+	SpinLockInit(&e->mutex);
+	for (i = 0; i < PGSM_NTEXTS; i++)
+	{
+		e->text[i] = 0;
+		if (lens[i] >= 0 && !store_ref(&e->text[i], texts[i], lens[i]))
+		{
+			release_refs(e);
+			hash_search(pgsm_entries, &src->key, HASH_REMOVE, NULL);
+			return false;
+		}
+	}
+	return true;
 }

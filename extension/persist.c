@@ -1,0 +1,173 @@
+/*-------------------------------------------------------------------------
+ *
+ * persist.c
+ *		Keep unexported statistics across a clean restart: the postmaster
+ *		writes every live entry with its texts to a file when it exits
+ *		normally, and reads them back (then removes the file) when it
+ *		creates shared memory.  The worker's first pass exports them.
+ *
+ * After a crash there is no file (it was removed when read), so a crash
+ * loses only what was not yet exported, never counts anything twice.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgsm.h"
+
+#include <unistd.h>
+
+#include "storage/fd.h"
+#include "utils/memutils.h"
+
+#define PGSM_DUMP_FILE "pg_stat/pg_stat_monitor.stat"
+#define PGSM_DUMP_TMP PGSM_DUMP_FILE ".tmp"
+#define PGSM_DUMP_MAGIC 0x50534D32	/* "PSM2" */
+#define PGSM_DUMP_FORMAT 1
+
+typedef struct PgsmDumpHeader
+{
+	uint32		magic;
+	uint32		format;
+	uint32		entry_size;
+	uint32		hist_slots;
+} PgsmDumpHeader;
+
+typedef struct DumpState
+{
+	FILE	   *file;
+	bool		failed;
+	int64		count;
+} DumpState;
+
+static void
+write_or_fail(DumpState *st, const void *data, size_t len)
+{
+	if (!st->failed && len > 0 && fwrite(data, 1, len, st->file) != len)
+		st->failed = true;
+}
+
+static void
+dump_entry(const PgsmEntry *e, char *const texts[PGSM_NTEXTS],
+		   const int lens[PGSM_NTEXTS], void *arg)
+{
+	DumpState  *st = arg;
+	int			i;
+
+	write_or_fail(st, e, pgsm_entry_size());
+	for (i = 0; i < PGSM_NTEXTS; i++)
+	{
+		write_or_fail(st, &lens[i], sizeof(int));
+		if (lens[i] > 0)
+			write_or_fail(st, texts[i], lens[i]);
+	}
+	st->count++;
+}
+
+/* on_shmem_exit callback of the postmaster: save every live entry */
+void
+pgsm_write_dump(int code, Datum arg)
+{
+	DumpState	st = {NULL, false, 0};
+	PgsmDumpHeader hdr = {PGSM_DUMP_MAGIC, PGSM_DUMP_FORMAT, 0, 0};
+
+	/* after a crash shared memory cannot be trusted: save nothing */
+	if (code != 0 || !pgsm_store_ready())
+		return;
+	st.file = AllocateFile(PGSM_DUMP_TMP, PG_BINARY_W);
+	if (st.file == NULL)
+		goto error;
+	hdr.entry_size = (uint32) pgsm_entry_size();
+	hdr.hist_slots = (uint32) pgsm_hist_slots;
+	write_or_fail(&st, &hdr, sizeof(hdr));
+	pgsm_walk_entries(dump_entry, &st);
+	if (st.failed || FreeFile(st.file) != 0)
+	{
+		st.file = NULL;
+		goto error;
+	}
+	(void) durable_rename(PGSM_DUMP_TMP, PGSM_DUMP_FILE, LOG);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", PGSM_DUMP_TMP)));
+	if (st.file)
+		FreeFile(st.file);
+	unlink(PGSM_DUMP_TMP);
+}
+
+static bool
+read_exact(FILE *file, void *data, size_t len)
+{
+	return len == 0 || fread(data, 1, len, file) == len;
+}
+
+/* read one saved entry and its texts into palloc'd buffers */
+static bool
+read_entry(FILE *file, PgsmEntry *e, char *texts[PGSM_NTEXTS], int lens[PGSM_NTEXTS])
+{
+	int			i;
+
+	if (!read_exact(file, e, pgsm_entry_size()))
+		return false;
+	for (i = 0; i < PGSM_NTEXTS; i++)
+	{
+		texts[i] = NULL;
+		if (!read_exact(file, &lens[i], sizeof(int)) || (lens[i] > 0 && (Size) lens[i] > MaxAllocSize))
+			return false;
+		if (lens[i] < 0)
+			continue;
+		texts[i] = palloc(lens[i] + 1);
+		if (!read_exact(file, texts[i], lens[i]))
+			return false;
+	}
+	return true;
+}
+
+/* at shared memory creation in the postmaster: restore and remove the dump */
+void
+pgsm_load_dump(void)
+{
+	FILE	   *file = AllocateFile(PGSM_DUMP_FILE, PG_BINARY_R);
+	PgsmDumpHeader hdr;
+	PgsmEntry  *e;
+	int64		restored = 0,
+				lost_calls = 0;
+
+	if (file == NULL)
+		return;
+	if (!read_exact(file, &hdr, sizeof(hdr)) || hdr.magic != PGSM_DUMP_MAGIC ||
+		hdr.format != PGSM_DUMP_FORMAT || hdr.entry_size != pgsm_entry_size() ||
+		hdr.hist_slots != (uint32) pgsm_hist_slots)
+	{
+		ereport(LOG,
+				(errmsg("ignoring pg_stat_monitor statistics saved with other settings")));
+		goto done;
+	}
+	e = palloc(pgsm_entry_size());
+	for (;;)
+	{
+		char	   *texts[PGSM_NTEXTS];
+		int			lens[PGSM_NTEXTS];
+
+		if (!read_entry(file, e, texts, lens))
+			break;
+		if (pgsm_restore_entry(e, texts, lens))
+			restored++;
+		else
+		{
+			lost_calls += e->c.calls;
+			pgsm_count_dropped(e->c.calls, e->c.exec.total);
+		}
+		for (int i = 0; i < PGSM_NTEXTS; i++)
+			if (texts[i])
+				pfree(texts[i]);
+	}
+	pfree(e);
+	ereport(LOG,
+			(errmsg("pg_stat_monitor restored " INT64_FORMAT " statistics entries saved at shutdown", restored),
+			 lost_calls > 0 ? errdetail(INT64_FORMAT " calls found no room and were counted as dropped.", lost_calls) : 0));
+done:
+	FreeFile(file);
+	unlink(PGSM_DUMP_FILE);
+}

@@ -1,0 +1,19 @@
+"""Typed access to the extension's settings."""
+
+from __future__ import annotations
+
+from pgsm.plpy import Plpy
+
+
+def get(plpy: Plpy, name: str) -> str:
+    """The raw value of pg_stat_monitor.<name> (in its base unit, without a unit suffix)."""
+    plan = plpy.prepare("SELECT setting FROM pg_catalog.pg_settings WHERE name = $1", ["text"])
+    result = plpy.execute(plan, ["pg_stat_monitor." + name])
+    if len(result) == 0:
+        raise LookupError(f"setting pg_stat_monitor.{name} is not defined")
+    return str(result[0]["setting"])
+
+
+def get_int(plpy: Plpy, name: str) -> int:
+    """The value of an integer setting, in its base unit."""
+    return int(get(plpy, name))
