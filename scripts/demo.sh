@@ -20,6 +20,7 @@ listen_addresses = ''
 unix_socket_directories = '$DIR'
 shared_preload_libraries = 'pg_stat_monitor'
 pg_stat_monitor.pgsm_bucket_time = 5
+pg_stat_monitor.pgsm_export_interval = 2
 CONF
 as_pg pg_ctl -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
 trap 'as_pg pg_ctl -D "$DIR/data" -m fast -w stop >/dev/null' EXIT
@@ -33,9 +34,10 @@ psql_demo -c "SELECT pg_stat_monitor_reset()" >/dev/null
 as_pg pgbench -n -c 2 -T 3 -h "$DIR" -p "$PORT" postgres >/dev/null 2>&1
 
 echo; echo "== top statements by total execution time (pg_stat_monitor)"
-psql_demo -c "SELECT left(query, 60) AS query, sum(calls) AS calls, round(sum(total_exec_time)::numeric, 1) AS total_ms,
+psql_demo -c "SELECT left((array_agg(query))[1], 60) AS query, sum(calls) AS calls,
+       round(sum(total_exec_time)::numeric, 1) AS total_ms,
        round((sum(total_exec_time) / nullif(sum(calls), 0))::numeric, 3) AS mean_ms, sum(rows) AS rows
-  FROM pg_stat_monitor GROUP BY 1 ORDER BY 3 DESC LIMIT 8"
+  FROM pg_stat_monitor GROUP BY queryid ORDER BY 3 DESC LIMIT 8"
 
 echo "== shared memory of the extension (pg_stat_monitor_info)"
 psql_demo -c "SELECT max_entries, entries, overflowed_calls, dropped_calls,
