@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from pgserver import PgServer
 
@@ -57,3 +57,22 @@ def one(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
     result = rows(conn, query, *params)
     assert len(result) == 1, result
     return result[0][0]
+
+
+def reset(conn: psycopg.Connection[Any]) -> None:
+    """Empty the statistics (the reset statement itself is then recorded)."""
+    conn.execute("SELECT pg_stat_monitor_reset()")
+
+
+def stats(conn: psycopg.Connection[Any], where: str, *params: Any) -> list[dict[str, Any]]:
+    """Rows of the pg_stat_monitor view matching a condition, as dicts, oldest bucket first."""
+    cur = conn.cursor(row_factory=dict_row)
+    sql = f"SELECT * FROM pg_stat_monitor WHERE {where} ORDER BY bucket_start_time, query"
+    return cur.execute(sql, params or None).fetchall()
+
+
+def error_of(conn: psycopg.Connection[Any], query: str, *params: Any) -> psycopg.Error:
+    """The error a statement raises; the test fails if it succeeds."""
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(query, params or None)
+    return info.value

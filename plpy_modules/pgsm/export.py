@@ -17,7 +17,9 @@ from pgsm.plpy import Plpy, qualified
 
 def _export_sql(plpy: Plpy, schema: str) -> str:
     """The INSERT ... SELECT of one export; $1 below, $2 top N, $3 max text bytes, $4 floor."""
-    q = lambda name: qualified(plpy, schema, name)  # noqa: E731
+    def q(name: str) -> str:
+        return qualified(plpy, schema, name)
+
     names = ", ".join(columns.ALL)
     kept = ", ".join(
         f"CASE WHEN r.query_cut OR octet_length(r.query) > $3"
