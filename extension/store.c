@@ -636,13 +636,14 @@ accumulate(PgsmEntry *e, const PgsmExecution *x)
 {
 	const PgsmCounters *d = &x->delta;
 	PgsmCounters *c = &e->c;
+	int			slot = pgsm_hist_slot(x->exec_ms);
 
 	SpinLockAcquire(&e->mutex);
 	if (d->calls > 0)
 	{
 		add_timing(&c->exec, c->calls, x->exec_ms);
 		c->calls += d->calls;
-		e->hist[pgsm_hist_slot(x->exec_ms)]++;
+		e->hist[slot]++;
 	}
 	if (d->plans > 0)
 	{
