@@ -15,6 +15,9 @@
 
 #include <unistd.h>
 
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
+#include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
 
@@ -62,6 +65,18 @@ dump_entry(const PgsmEntry *e, char *const texts[PGSM_NTEXTS],
 	st->count++;
 }
 
+/* whether the server wrote its shutdown checkpoint (not after immediate mode) */
+static bool
+shut_down_cleanly(void)
+{
+	bool		crc_ok;
+	ControlFileData *control = get_controlfile(DataDir, &crc_ok);
+	bool		clean = crc_ok && control->state == DB_SHUTDOWNED;
+
+	pfree(control);
+	return clean;
+}
+
 /* on_shmem_exit callback of the postmaster: save every live entry */
 void
 pgsm_write_dump(int code, Datum arg)
@@ -69,8 +84,11 @@ pgsm_write_dump(int code, Datum arg)
 	DumpState	st = {NULL, false, 0};
 	PgsmDumpHeader hdr = {PGSM_DUMP_MAGIC, PGSM_DUMP_FORMAT, 0, 0};
 
-	/* after a crash shared memory cannot be trusted: save nothing */
-	if (code != 0 || !pgsm_store_ready())
+	/*
+	 * After a crash or an immediate shutdown, backends may have died in the
+	 * middle of an update: save nothing.
+	 */
+	if (code != 0 || !pgsm_store_ready() || !shut_down_cleanly())
 		return;
 	st.file = AllocateFile(PGSM_DUMP_TMP, PG_BINARY_W);
 	if (st.file == NULL)

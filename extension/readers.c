@@ -363,28 +363,90 @@ pgsm_freeze_buckets(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(unix_to_timestamptz(pgsm_freeze_finished()));
 }
 
-/* what the current transaction will release if it commits */
-static int64 pgsm_release_pending = 0;
-static bool pgsm_callback_registered = false;
+/*
+ * What the current transaction will release if it commits: one (level,
+ * below) pair per export, so that a subtransaction that rolls back (a
+ * savepoint, an exception block) takes its export's release back with it.
+ */
+#define PGSM_MAX_PENDING 64
+
+typedef struct PgsmPending
+{
+	int			level;			/* transaction nest level of the export */
+	int64		below;
+} PgsmPending;
+
+static PgsmPending pgsm_pending[PGSM_MAX_PENDING];
+static int	pgsm_npending = 0;
+static bool pgsm_callbacks_registered = false;
+
+static int64
+pending_below(void)
+{
+	int64		below = 0;
+	int			i;
+
+	for (i = 0; i < pgsm_npending; i++)
+		below = Max(below, pgsm_pending[i].below);
+	return below;
+}
 
 static void
 release_at_commit(XactEvent event, void *arg)
 {
-	int64		below = pgsm_release_pending;
+	int64		below = pending_below();
 
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+	if (below == 0)
 		return;
-	pgsm_release_pending = 0;
-	if (event == XACT_EVENT_COMMIT && below != 0)
-		pgsm_release_below(below);
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot prepare a transaction that exported pg_stat_monitor buckets")));
+			break;
+		case XACT_EVENT_COMMIT:
+			pgsm_npending = 0;
+			pgsm_release_below(below);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			pgsm_npending = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+release_at_subcommit(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	int			i,
+				kept = 0;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	for (i = 0; i < pgsm_npending; i++)
+	{
+		if (pgsm_pending[i].level >= level)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+				continue;		/* its insert is undone: so is its release */
+			pgsm_pending[i].level = level - 1;
+		}
+		pgsm_pending[kept++] = pgsm_pending[i];
+	}
+	pgsm_npending = kept;
 }
 
 /*
  * pgsm_release_buckets_on_commit(below timestamptz): when the current
  * transaction commits, remove the live entries of buckets starting before
- * 'below'.  On abort nothing is removed, so an export that fails leaves
- * its buckets to the next one.
+ * 'below'.  If it (or the subtransaction that asked) aborts, nothing is
+ * removed, so an export that fails leaves its buckets to the next one.
  */
 Datum
 pgsm_release_buckets_on_commit(PG_FUNCTION_ARGS)
@@ -392,12 +454,18 @@ pgsm_release_buckets_on_commit(PG_FUNCTION_ARGS)
 	int64		below = timestamptz_to_unix(PG_GETARG_TIMESTAMPTZ(0));
 
 	pgsm_require_preload();
-	if (!pgsm_callback_registered)
+	if (!pgsm_callbacks_registered)
 	{
 		RegisterXactCallback(release_at_commit, NULL);
-		pgsm_callback_registered = true;
+		RegisterSubXactCallback(release_at_subcommit, NULL);
+		pgsm_callbacks_registered = true;
 	}
-	if (below > pgsm_release_pending)
-		pgsm_release_pending = below;
+	if (pgsm_npending >= PGSM_MAX_PENDING)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many pg_stat_monitor exports in one transaction")));
+	pgsm_pending[pgsm_npending].level = GetCurrentTransactionNestLevel();
+	pgsm_pending[pgsm_npending].below = below;
+	pgsm_npending++;
 	PG_RETURN_VOID();
 }

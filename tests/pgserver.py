@@ -84,7 +84,8 @@ class PgServer:
             [PG_CTL, "stop", "-D", str(self.datadir), "-m", mode, "-w"],
             check=True, capture_output=True,
         )
-        self.executor.stop(check=False) if self.executor.running() else None
+        # forget the finished `pg_ctl start`, or the next start() would wait on it
+        self.executor.process = None
 
     def restart(self) -> None:
         """Stop fast and start again."""

@@ -68,6 +68,9 @@ def maintain(plpy: Plpy, schema: str, now: Any) -> dict[str, list[str]]:
 
     ``now`` (a timestamptz, None for the current time) makes it testable without waiting days.
     """
+    # the export's lock: one maintainer or exporter at a time
+    plpy.execute(f"LOCK TABLE {qualified(plpy, schema, 'pgsm_export_state')}"
+                 " IN SHARE ROW EXCLUSIVE MODE")
     if now is None:
         now = plpy.execute("SELECT now() AS t")[0]["t"]
     today_plan = plpy.prepare(

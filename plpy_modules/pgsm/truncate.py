@@ -9,13 +9,27 @@ from __future__ import annotations
 
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
+from sqlglot.tokens import TokenType
 
 CUT_MARK = " \u2026"  # " …": the mark of a cut text, counted in the limit
+ESCAPE_STRING_STARTS = ("E'", "e'")
+
+
+class _Tokenizer(Postgres.Tokenizer):
+    """PostgreSQL's tokenizer, plus backslash escapes in E'...' strings (sqlglot reads none)."""
+
+    def _scan_string(self, start: str) -> bool:
+        if start not in ESCAPE_STRING_STARTS:
+            return bool(super()._scan_string(start))
+        self._advance(len(start))
+        text = self._extract_string("'", escapes={"'", "\\"})
+        self._add(TokenType.BYTE_STRING, text)
+        return True
 
 
 def _token_ends(text: str) -> list[int]:
     """Character offsets just past each whole token (a trailing unfinished one is absent)."""
-    tokenizer = Postgres.Tokenizer()
+    tokenizer = _Tokenizer()
     try:
         tokenizer.tokenize(text)
     except TokenError:
