@@ -118,6 +118,14 @@ run_pass(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+
+	/* with the export committed, memory can let go of what it moved */
+	if (OidIsValid(tick))
+	{
+		StartTransactionCommand();
+		pgsm_remove_exported();
+		CommitTransactionCommand();
+	}
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

@@ -539,6 +539,7 @@ pgsm_emit_log(ErrorData *edata)
 {
 	PgsmExecution x;
 	uint64		queryid;
+	uint8		scan;
 
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
@@ -548,8 +549,13 @@ pgsm_emit_log(ErrorData *edata)
 		!IsNormalProcessingMode() || !pgsm_enabled(0) || proc_exit_inprogress)
 		return;
 	queryid = pgstat_get_my_query_id();
+	scan = PGSM_SCAN_TRUSTED;
 	if (queryid == UINT64CONST(0))
+	{
+		/* not parsed (a syntax error, say): its text may not even lex */
 		queryid = pgsm_hash_bytes(debug_query_string, strlen(debug_query_string));
+		scan = PGSM_SCAN_NONE;
+	}
 
 	memset(&x, 0, sizeof(x));
 	x.queryid = queryid;
@@ -561,7 +567,7 @@ pgsm_emit_log(ErrorData *edata)
 	x.sqlcode = edata->sqlerrcode;
 	x.message = edata->message;
 
-	x.in_error_report = true;
+	x.scan = scan;
 	pgsm_in_store = true;
 	PG_TRY();
 	{

@@ -355,11 +355,15 @@ pg_stat_monitor_reset(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* pgsm_freeze_buckets(): close finished buckets to writes; the first open bucket */
+/*
+ * pgsm_freeze_buckets(): close finished buckets to writes and return the
+ * first open bucket; first drop buckets an earlier export already moved.
+ */
 Datum
 pgsm_freeze_buckets(PG_FUNCTION_ARGS)
 {
 	pgsm_require_preload();
+	pgsm_remove_exported();
 	PG_RETURN_TIMESTAMPTZ(unix_to_timestamptz(pgsm_freeze_finished()));
 }
 
@@ -374,6 +378,7 @@ typedef struct PgsmPending
 {
 	int			level;			/* transaction nest level of the export */
 	int64		below;
+	TransactionId xid;
 } PgsmPending;
 
 static PgsmPending pgsm_pending[PGSM_MAX_PENDING];
@@ -406,8 +411,8 @@ release_at_commit(XactEvent event, void *arg)
 					 errmsg("cannot prepare a transaction that exported pg_stat_monitor buckets")));
 			break;
 		case XACT_EVENT_COMMIT:
+			pgsm_mark_exported(below, pgsm_pending[0].xid);
 			pgsm_npending = 0;
-			pgsm_release_below(below);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -466,6 +471,7 @@ pgsm_release_buckets_on_commit(PG_FUNCTION_ARGS)
 				 errmsg("too many pg_stat_monitor exports in one transaction")));
 	pgsm_pending[pgsm_npending].level = GetCurrentTransactionNestLevel();
 	pgsm_pending[pgsm_npending].below = below;
+	pgsm_pending[pgsm_npending].xid = GetTopTransactionId();
 	pgsm_npending++;
 	PG_RETURN_VOID();
 }

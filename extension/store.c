@@ -39,7 +39,10 @@
  *	bucket begins without any rotation work.  An exporter "freezes" the
  *	finished buckets by raising shared->frozen_below under the EXCLUSIVE
  *	lock; statements that finish later land in a bucket at or after it, so
- *	a frozen bucket never changes and is released exactly once.
+ *	a frozen bucket never changes and is exported exactly once.  After the
+ *	export commits, its buckets stay in memory (still shown by the view,
+ *	never exported again) until no snapshot older than that commit is left,
+ *	so that no reader ever finds a bucket in neither place.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,6 +55,7 @@
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -63,6 +67,8 @@ typedef struct PgsmShared
 	pg_atomic_uint64 newest_bucket; /* newest bucket start seen, to wake the
 									 * worker when a bucket ends */
 	int64		frozen_below;	/* lock: buckets before it take no writes */
+	int64		exported_below; /* lock: buckets before it are in history... */
+	TransactionId exported_xid; /* lock: ...since this transaction committed */
 	Size		arena_used;		/* lock: bytes handed out by the arena */
 	Size		arena_garbage;	/* lock: bytes of freed texts in it */
 	TimestampTz stats_reset;	/* lock */
@@ -235,6 +241,8 @@ init_header(PgsmShared *sh)
 	sh->lock = &(GetNamedLWLockTranche("pg_stat_monitor"))->lock;
 	pg_atomic_init_u64(&sh->newest_bucket, 0);
 	sh->frozen_below = 0;
+	sh->exported_below = 0;
+	sh->exported_xid = InvalidTransactionId;
 	sh->arena_used = 0;
 	sh->arena_garbage = 0;
 	sh->stats_reset = GetCurrentTimestamp();
@@ -497,15 +505,16 @@ prepare_texts(PgsmNewTexts *t, PgsmExecution *x)
 	char	   *stmt = pgsm_statement_text(x->source_text, x->stmt_location,
 										   x->stmt_len, &len);
 
-	bool		scan = stmt != NULL && !x->in_error_report;
+	bool		scan = stmt != NULL && x->scan != PGSM_SCAN_NONE;
+	bool		guarded = x->scan == PGSM_SCAN_GUARDED;
 
 	memset(t, 0, sizeof(*t));
 	if (pgsm_enable_pgsm_query_id && scan)
-		t->pgsm_query_id = pgsm_text_query_id(stmt, len);
+		t->pgsm_query_id = pgsm_text_query_id(stmt, len, guarded);
 	if (pgsm_extract_comments && stmt)
 		t->comments = pgsm_extract_comments_of(stmt, len);
 	if (pgsm_normalized_query && scan)
-		stmt = pgsm_normalize(stmt, len, &len);
+		stmt = pgsm_normalize(stmt, len, guarded, &len);
 	if (stmt)
 	{
 		t->query_cut = len > pgsm_query_max_len;
@@ -683,6 +692,9 @@ accumulate(PgsmEntry *e, const PgsmExecution *x)
 		e->elevel = (uint8) x->elevel;
 		e->sqlcode = x->sqlcode;
 	}
+	/* a row first made by an error report learns its command from a run */
+	if (e->cmd_type == 0)
+		e->cmd_type = x->cmd_type;
 	SpinLockRelease(&e->mutex);
 }
 
@@ -882,6 +894,8 @@ pgsm_get_info(PgsmInfo *info)
 	{
 		if (e->key.kind == PGSM_KIND_OVERFLOW)
 			info->overflow_entries++;
+		if (e->key.bucket_start < pgsm_shared->exported_below)
+			continue;			/* exported, waiting for old snapshots */
 		if (info->oldest_bucket == 0 || e->key.bucket_start < info->oldest_bucket)
 			info->oldest_bucket = e->key.bucket_start;
 	}
@@ -940,11 +954,35 @@ remove_below(int64 below)
 	return calls;
 }
 
-/* release exported buckets */
-int64
-pgsm_release_below(int64 below)
+/*
+ * At the commit of an export: its buckets are in history now.  Runs in a
+ * commit callback, so it must not fail.
+ */
+void
+pgsm_mark_exported(int64 below, TransactionId xid)
 {
-	return remove_below(below);
+	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
+	if (below > pgsm_shared->exported_below)
+		pgsm_shared->exported_below = Min(below, pgsm_shared->frozen_below);
+	pgsm_shared->exported_xid = xid;
+	LWLockRelease(pgsm_shared->lock);
+}
+
+/* remove exported buckets once every snapshot sees their export committed */
+void
+pgsm_remove_exported(void)
+{
+	int64		below;
+	TransactionId xid;
+
+	LWLockAcquire(pgsm_shared->lock, LW_SHARED);
+	below = pgsm_shared->exported_below;
+	xid = pgsm_shared->exported_xid;
+	LWLockRelease(pgsm_shared->lock);
+	if (below == 0 || (TransactionIdIsValid(xid) &&
+					   !TransactionIdPrecedes(xid, GetOldestNonRemovableTransactionId(NULL))))
+		return;
+	remove_below(below);
 }
 
 /* drop buckets nobody can export, counting what is lost */
@@ -962,7 +1000,7 @@ pgsm_discard_below(int64 below)
 void
 pgsm_reset_all(void)
 {
-	pgsm_release_below(PG_INT64_MAX);
+	remove_below(PG_INT64_MAX);
 	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
 	pgsm_shared->stats_reset = GetCurrentTimestamp();
 	LWLockRelease(pgsm_shared->lock);
@@ -995,6 +1033,9 @@ pgsm_walk_entries(PgsmEntryFn fn, void *arg)
 		char	   *texts[PGSM_NTEXTS];
 		int			lens[PGSM_NTEXTS];
 		int			i;
+
+		if (e->key.bucket_start < pgsm_shared->exported_below)
+			continue;			/* already in history */
 
 		for (i = 0; i < PGSM_NTEXTS; i++)
 		{

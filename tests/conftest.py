@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fixtures import conn, make_server, server  # noqa: E402,F401
+from fixtures import bucket_room, conn, make_server, server  # noqa: E402,F401

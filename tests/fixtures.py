@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Iterator
 
 import psycopg
@@ -49,7 +50,7 @@ def conn(server: PgServer) -> Iterator[psycopg.Connection[Any]]:
 
 def rows(conn: psycopg.Connection[Any], query: str, *params: Any) -> list[tuple[Any, ...]]:
     """All rows of a query."""
-    return conn.execute(query, params or None).fetchall()  # type: ignore[arg-type]
+    return conn.execute(query, params or None).fetchall()
 
 
 def one(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
@@ -76,3 +77,26 @@ def error_of(conn: psycopg.Connection[Any], query: str, *params: Any) -> psycopg
     with pytest.raises(psycopg.Error) as info:
         conn.execute(query, params or None)
     return info.value
+
+
+def seconds_left_in_bucket(conn: psycopg.Connection[Any]) -> float:
+    """How long the current bucket still runs, by the server's clock."""
+    return float(one(
+        conn,
+        "SELECT extract(epoch FROM current_bucket_start"
+        " + current_setting('pg_stat_monitor.pgsm_bucket_time')::interval"
+        " - clock_timestamp())::float8 FROM pg_stat_monitor_info"))
+
+
+def wait_for_bucket_room(server: PgServer, margin: float) -> None:
+    """If the current bucket ends within margin seconds, sleep until the next one has begun."""
+    with server.connect() as c:
+        left = seconds_left_in_bucket(c)
+    if left < margin:
+        time.sleep(max(left, 0) + 0.1)
+
+
+@pytest.fixture
+def bucket_room(server: PgServer) -> None:
+    """Start the test at least 5 s before its bucket ends, so it never spans two buckets."""
+    wait_for_bucket_room(server, 5.0)

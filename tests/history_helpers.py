@@ -50,8 +50,16 @@ def dicts(conn: Conn, query: str, *params: Any) -> list[dict[str, Any]]:
 
 
 def export(conn: Conn) -> int:
-    """Call pg_stat_monitor_export(); the number of history rows it wrote."""
-    return int(one(conn, "SELECT pg_stat_monitor_export()"))
+    """Call pg_stat_monitor_export(); the number of history rows it wrote.
+
+    Outside a transaction, also let shared memory drop the exported buckets: they stay live
+    until no snapshot older than the export's commit is left, and the next export (or
+    pgsm_freeze_buckets()) removes them.
+    """
+    written = int(one(conn, "SELECT pg_stat_monitor_export()"))
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        one(conn, "SELECT pgsm_freeze_buckets() IS NOT NULL")
+    return written
 
 
 def sleep_past_bucket_end(bucket_time: float = 1.0) -> None:

@@ -29,7 +29,9 @@ class PgServer:
 
     def __init__(self, base: Path, settings: dict[str, str] | None = None) -> None:
         self.base = base
-        self.port = get_port(None)
+        port = get_port(None)
+        assert port is not None
+        self.port: int = port
         self.settings = dict(DEFAULT_SETTINGS)
         self.settings.update(settings or {})
         self.datadir = base / "data"
@@ -113,7 +115,7 @@ class PgServer:
             user: str = "postgres") -> list[tuple[Any, ...]]:
         """Run one statement on a fresh connection and return its rows."""
         with self.connect(dbname, user) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 
     def log(self) -> str:

@@ -47,20 +47,45 @@ def _bounds(day: dt.date) -> tuple[str, str]:
     return start.isoformat(), (start + DAY).isoformat()
 
 
-def _create(plpy: Plpy, schema: str, day: dt.date) -> None:
+# DDL on the partitioned table waits at most this long for readers of the view: a
+# partition that could not be made or dropped now is tried again at the next pass
+DDL_LOCK_TIMEOUT = "200ms"
+
+
+def _with_lock_timeout(plpy: Plpy, statements: list[tuple[str, list[Any]]]) -> bool:
+    """Run statements in a subtransaction with a short lock timeout; False if a lock timed out."""
+    old = plpy.execute("SELECT pg_catalog.current_setting('lock_timeout') AS v")[0]["v"]
+    setter = plpy.prepare("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ["text"])
+    plpy.execute(setter, [DDL_LOCK_TIMEOUT])
+    try:
+        with plpy.subtransaction():
+            for sql, args in statements:
+                if args:
+                    plan = plpy.prepare(sql, ["timestamptz"] * len(args))
+                    plpy.execute(plan, args)
+                else:
+                    plpy.execute(sql)
+        return True
+    except plpy.spiexceptions.LockNotAvailable:
+        plpy.notice("pg_stat_monitor history maintenance postponed: a lock is busy")
+        return False
+    finally:
+        plpy.execute(setter, [old])
+
+
+def _create(plpy: Plpy, schema: str, day: dt.date) -> bool:
     """Create a day's partition, moving that day's rows out of the default partition."""
     part = qualified(plpy, schema, partition_name(day))
     parent = qualified(plpy, schema, PARENT)
     lo, hi = _bounds(day)
-    plpy.execute(f"CREATE TABLE {part} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-    move = plpy.prepare(
-        f"WITH moved AS (DELETE FROM {qualified(plpy, schema, DEFAULT)}"
-        " WHERE bucket_start_time >= $1 AND bucket_start_time < $2 RETURNING *)"
-        f" INSERT INTO {part} SELECT * FROM moved", ["timestamptz", "timestamptz"])
-    plpy.execute(move, [lo, hi])
-    plpy.execute(
-        f"ALTER TABLE {parent} ATTACH PARTITION {part} FOR VALUES FROM"
-        f" ({plpy.quote_literal(lo)}) TO ({plpy.quote_literal(hi)})")
+    return _with_lock_timeout(plpy, [
+        (f"CREATE TABLE {part} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)", []),
+        (f"WITH moved AS (DELETE FROM {qualified(plpy, schema, DEFAULT)}"
+         " WHERE bucket_start_time >= $1 AND bucket_start_time < $2 RETURNING *)"
+         f" INSERT INTO {part} SELECT * FROM moved", [lo, hi]),
+        (f"ALTER TABLE {parent} ATTACH PARTITION {part} FOR VALUES FROM"
+         f" ({plpy.quote_literal(lo)}) TO ({plpy.quote_literal(hi)})", []),
+    ])
 
 
 def maintain(plpy: Plpy, schema: str, now: Any) -> dict[str, list[str]]:
@@ -82,13 +107,12 @@ def maintain(plpy: Plpy, schema: str, now: Any) -> dict[str, list[str]]:
     created, dropped = [], []
     for i in range(ahead + 1):
         day = today + i * DAY
-        if day not in existing:
-            _create(plpy, schema, day)
+        if day not in existing and _create(plpy, schema, day):
             created.append(partition_name(day))
     first_kept = today - keep * DAY
     for day, name in sorted(existing.items()):
-        if day < first_kept:
-            plpy.execute(f"DROP TABLE {qualified(plpy, schema, name)}")
+        drop = f"DROP TABLE {qualified(plpy, schema, name)}"
+        if day < first_kept and _with_lock_timeout(plpy, [(drop, [])]):
             dropped.append(name)
     purge = plpy.prepare(
         f"DELETE FROM {qualified(plpy, schema, DEFAULT)} WHERE bucket_start_time < $1",

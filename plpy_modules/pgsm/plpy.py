@@ -12,6 +12,10 @@ class Plan(Protocol):
 class Plpy(Protocol):
     """What the package calls on ``plpy``."""
 
+    spiexceptions: Any
+
+    def subtransaction(self) -> Any: ...
+
     def prepare(self, query: str, argtypes: Sequence[str] = ...) -> Plan: ...
 
     def execute(self, plan: Any, args: Sequence[Any] = ..., limit: int = ...) -> Any: ...

@@ -1,0 +1,37 @@
+"""application_name and client_ip are part of a row's identity (API.md section 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from fixtures import stats
+from pgserver import PgServer
+
+# each test runs inside one bucket (see fixtures.bucket_room)
+pytestmark = pytest.mark.usefixtures("bucket_room")
+
+
+def test_application_names_make_separate_rows(
+        conn: psycopg.Connection[Any], server: PgServer) -> None:
+    """The same statement from two application names gives one row per name."""
+    for app in ("live_app_one", "live_app_two"):
+        with server.connect(application_name=app) as c:
+            c.execute("SELECT 1 AS live_app")
+    got = stats(conn, "query = 'SELECT 1 AS live_app'")
+    assert sorted((r["application_name"], r["calls"]) for r in got) == [
+        ("live_app_one", 1), ("live_app_two", 1)]
+    assert len({r["queryid"] for r in got}) == 1
+
+
+def test_client_ip_of_ipv4_ipv6_and_unix_socket_clients(
+        conn: psycopg.Connection[Any], server: PgServer) -> None:
+    """TCP 127.0.0.1 shows 127.0.0.1, TCP ::1 shows ::1, the Unix socket shows NULL."""
+    for host in ("127.0.0.1", "::1", None):
+        with server.connect(host=host) as c:
+            c.execute("SELECT 1 AS live_ip")
+    got = stats(conn, "query = 'SELECT 1 AS live_ip'")
+    assert sorted(str(r["client_ip"]) for r in got) == ["127.0.0.1", "::1", "None"]
+    assert all(r["calls"] == 1 for r in got)
