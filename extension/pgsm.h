@@ -211,6 +211,7 @@ extern void pgsm_shmem_request(void);
 extern void pgsm_shmem_startup(void);
 extern bool pgsm_store_ready(void);
 extern void pgsm_store(PgsmExecution *exec);
+extern void pgsm_init_histogram(void);
 extern int	pgsm_hist_slot(double ms);
 extern double pgsm_hist_edge(int i);
 extern int64 pgsm_bucket_of(TimestampTz ts);

@@ -9,8 +9,7 @@
  * Layout
  *	"pg_stat_monitor"			the PgsmShared header
  *	"pg_stat_monitor entries"	dynahash of PgsmEntry (pgsm_max)
- *	"pg_stat_monitor texts"		dynahash of PgsmText, plus the arena
- *	"pg_stat_monitor arena"		(together: pgsm_query_shared_buffer)
+ *	"pg_stat_monitor texts"		the text arena, arena.c (pgsm_query_shared_buffer)
  *
  * Texts (query, top query, plan, comments, application name, message and
  * the relation OID list) are stored once each, keyed by a 64-bit hash of
@@ -47,6 +46,7 @@
  *-------------------------------------------------------------------------
  */
 #include "pgsm.h"
+#include "arena.h"
 
 #include <math.h>
 
@@ -69,8 +69,6 @@ typedef struct PgsmShared
 	int64		frozen_below;	/* lock: buckets before it take no writes */
 	int64		exported_below; /* lock: buckets before it are in history... */
 	TransactionId exported_xid; /* lock: ...since this transaction committed */
-	Size		arena_used;		/* lock: bytes handed out by the arena */
-	Size		arena_garbage;	/* lock: bytes of freed texts in it */
 	TimestampTz stats_reset;	/* lock */
 	slock_t		mutex;			/* protects the fields below */
 	int64		overflowed_calls;
@@ -79,14 +77,6 @@ typedef struct PgsmShared
 	int64		discarded_calls;	/* calls of buckets discarded unexported */
 	Latch	   *worker_latch;
 } PgsmShared;
-
-typedef struct PgsmText
-{
-	uint64		key;			/* hash key */
-	uint32		off;			/* offset in the arena */
-	uint32		len;
-	int32		refs;
-} PgsmText;
 
 /* sizes, derived from the settings by pgsm_sizes() */
 typedef struct PgsmSizes
@@ -98,18 +88,12 @@ typedef struct PgsmSizes
 	Size		arena_size;
 } PgsmSizes;
 
-int			pgsm_hist_slots = 0;
 
 static PgsmShared *pgsm_shared = NULL;
 static HTAB *pgsm_entries = NULL;
-static HTAB *pgsm_texts = NULL;
-static char *pgsm_arena = NULL;
 static PgsmSizes pgsm_size;
 static MemoryContext pgsm_temp_cxt = NULL;
 
-/* histogram edges in ms, edge[0] = lower bound of the first step */
-static double pgsm_edges[PGSM_MAX_HIST_SLOTS + 1];
-static bool pgsm_has_low_slot;
 
 #define PGSM_TEXTS_PER_MB 4096
 #define PGSM_SLACK 4096			/* room for allocation alignment */
@@ -153,7 +137,7 @@ pgsm_sizes(PgsmSizes *s)
 	s->max_entries = entries_fitting(entry_bytes, s->entry_size);
 	s->reserve = Min(pgsm_max_buckets + 8, s->max_entries / 4);
 	s->max_texts = Max(256, (long) (text_bytes / (1024 * 1024.0) * PGSM_TEXTS_PER_MB));
-	s->arena_size = text_bytes - hash_estimate_size(s->max_texts, sizeof(PgsmText));
+	s->arena_size = text_bytes - pgsm_arena_memsize(s->max_texts, 0);
 }
 
 /* the one function that sizes shared memory */
@@ -166,64 +150,8 @@ pgsm_memsize(void)
 	pgsm_sizes(&s);
 	size = MAXALIGN(sizeof(PgsmShared));
 	size = add_size(size, hash_estimate_size(s.max_entries, s.entry_size));
-	size = add_size(size, hash_estimate_size(s.max_texts, sizeof(PgsmText)));
-	size = add_size(size, s.arena_size);
+	size = add_size(size, pgsm_arena_memsize(s.max_texts, s.arena_size));
 	return size;
-}
-
-/* ---------------------------------------------------------------- histogram */
-
-static void
-init_histogram(void)
-{
-	int			n = pgsm_histogram_buckets;
-	double		lo = pgsm_histogram_min,
-				hi = pgsm_histogram_max;
-	int			i;
-
-	/* steps grow geometrically; with a zero lower bound they start at 1 ms */
-	pgsm_has_low_slot = lo > 0;
-	if (hi <= lo)
-		hi = lo + 1;
-	for (i = 0; i <= n; i++)
-	{
-		if (pgsm_has_low_slot)
-			pgsm_edges[i] = lo * pow(hi / lo, (double) i / n);
-		else
-			pgsm_edges[i] = (i == 0) ? 0 : pow(hi, (double) i / n);
-	}
-	pgsm_hist_slots = n + 1 + (pgsm_has_low_slot ? 1 : 0);
-}
-
-/* lower edge of slot i, in ms (slot 0 starts at 0) */
-double
-pgsm_hist_edge(int i)
-{
-	if (pgsm_has_low_slot)
-		return (i == 0) ? 0 : pgsm_edges[i - 1];
-	return pgsm_edges[i];
-}
-
-int
-pgsm_hist_slot(double ms)
-{
-	int			n = pgsm_histogram_buckets;
-	int			step;
-
-	if (pgsm_has_low_slot && ms < pgsm_edges[0])
-		return 0;
-	if (ms >= pgsm_edges[n])
-		return pgsm_hist_slots - 1;
-	if (pgsm_has_low_slot)
-		step = (int) floor(n * log(ms / pgsm_edges[0]) / log(pgsm_edges[n] / pgsm_edges[0]));
-	else
-		step = (ms < 1.0) ? 0 : (int) floor(n * log(ms) / log(pgsm_edges[n]));
-	/* guard against rounding at the edges */
-	while (step > 0 && ms < pgsm_edges[step])
-		step--;
-	while (step < n - 1 && ms >= pgsm_edges[step + 1])
-		step++;
-	return step + (pgsm_has_low_slot ? 1 : 0);
 }
 
 /* ---------------------------------------------------------------- startup */
@@ -243,8 +171,6 @@ init_header(PgsmShared *sh)
 	sh->frozen_below = 0;
 	sh->exported_below = 0;
 	sh->exported_xid = InvalidTransactionId;
-	sh->arena_used = 0;
-	sh->arena_garbage = 0;
 	sh->stats_reset = GetCurrentTimestamp();
 	SpinLockInit(&sh->mutex);
 	sh->overflowed_calls = 0;
@@ -261,7 +187,7 @@ pgsm_shmem_startup(void)
 	bool		found;
 
 	pgsm_sizes(&pgsm_size);
-	init_histogram();
+	pgsm_init_histogram();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	pgsm_shared = ShmemInitStruct("pg_stat_monitor", sizeof(PgsmShared), &found);
@@ -274,12 +200,7 @@ pgsm_shmem_startup(void)
 								 pgsm_size.max_entries, pgsm_size.max_entries,
 								 &info, HASH_ELEM | HASH_BLOBS);
 
-	info.keysize = sizeof(uint64);
-	info.entrysize = sizeof(PgsmText);
-	pgsm_texts = ShmemInitHash("pg_stat_monitor texts",
-							   pgsm_size.max_texts, pgsm_size.max_texts,
-							   &info, HASH_ELEM | HASH_BLOBS);
-	pgsm_arena = ShmemInitStruct("pg_stat_monitor arena", pgsm_size.arena_size, &found);
+	pgsm_arena_startup(pgsm_size.max_texts, pgsm_size.arena_size);
 	LWLockRelease(AddinShmemInitLock);
 
 	/* the postmaster reloads what a clean shutdown saved, and saves at exit */
@@ -366,119 +287,6 @@ note_bucket(int64 bucket)
 		pgsm_wake_worker();
 }
 
-/* ---------------------------------------------------------------- texts */
-
-uint64
-pgsm_hash_bytes(const char *data, Size len)
-{
-	return hash_bytes_extended((const unsigned char *) data, (int) len, 0x5053);
-}
-
-/* copy live texts to the front of the arena; caller holds the lock EXCLUSIVE */
-static void
-compact_arena(void)
-{
-	HASH_SEQ_STATUS scan;
-	PgsmText   *t;
-	char	   *scratch;
-	Size		used = 0;
-
-	scratch = MemoryContextAllocHuge(temp_context(), Max(pgsm_shared->arena_used, 1));
-	hash_seq_init(&scan, pgsm_texts);
-	while ((t = hash_seq_search(&scan)) != NULL)
-	{
-		memcpy(scratch + used, pgsm_arena + t->off, t->len);
-		t->off = (uint32) used;
-		used += t->len;
-	}
-	memcpy(pgsm_arena, scratch, used);
-	pgsm_shared->arena_used = used;
-	pgsm_shared->arena_garbage = 0;
-	pfree(scratch);
-}
-
-/*
- * Store a text, or take one more reference to the same bytes.  Returns 0
- * when there is no room.  Caller holds the lock EXCLUSIVE.
- */
-static PgsmTextRef
-text_store(const char *data, Size len)
-{
-	uint64		key = pgsm_hash_bytes(data, len);
-	int			probe;
-
-	for (probe = 0; probe < 4; probe++, key++)
-	{
-		PgsmText   *t;
-		bool		found;
-
-		if (key == 0)
-			key = 1;
-		t = hash_search(pgsm_texts, &key, HASH_FIND, NULL);
-		if (t != NULL)
-		{
-			if (t->len == len && memcmp(pgsm_arena + t->off, data, len) == 0)
-			{
-				t->refs++;
-				return key;
-			}
-			continue;			/* a different text with the same hash */
-		}
-		if (hash_get_num_entries(pgsm_texts) >= pgsm_size.max_texts)
-			return 0;
-		if (pgsm_shared->arena_used + len > pgsm_size.arena_size &&
-			pgsm_shared->arena_garbage > 0)
-			compact_arena();
-		if (pgsm_shared->arena_used + len > pgsm_size.arena_size)
-			return 0;
-		t = hash_search(pgsm_texts, &key, HASH_ENTER_NULL, &found);
-		if (t == NULL)
-			return 0;
-		t->off = (uint32) pgsm_shared->arena_used;
-		t->len = (uint32) len;
-		t->refs = 1;
-		memcpy(pgsm_arena + t->off, data, len);
-		pgsm_shared->arena_used += len;
-		return key;
-	}
-	return 0;
-}
-
-/* drop one reference; caller holds the lock EXCLUSIVE */
-static void
-text_release(PgsmTextRef ref)
-{
-	PgsmText   *t;
-
-	if (ref == 0)
-		return;
-	t = hash_search(pgsm_texts, &ref, HASH_FIND, NULL);
-	if (t == NULL || --t->refs > 0)
-		return;
-	pgsm_shared->arena_garbage += t->len;
-	hash_search(pgsm_texts, &ref, HASH_REMOVE, NULL);
-}
-
-/* a palloc'd, NUL-terminated copy of a text; caller holds the lock */
-static char *
-text_copy(PgsmTextRef ref, int *len)
-{
-	PgsmText   *t;
-	char	   *s;
-
-	if (ref == 0)
-		return NULL;
-	t = hash_search(pgsm_texts, &ref, HASH_FIND, NULL);
-	if (t == NULL)
-		return NULL;
-	s = palloc(t->len + 1);
-	memcpy(s, pgsm_arena + t->off, t->len);
-	s[t->len] = '\0';
-	if (len)
-		*len = (int) t->len;
-	return s;
-}
-
 /* ---------------------------------------------------------------- entries */
 
 /* the texts a new entry needs, prepared without the lock */
@@ -536,7 +344,7 @@ release_refs(PgsmEntry *e)
 	int			i;
 
 	for (i = 0; i < PGSM_NTEXTS; i++)
-		text_release(e->text[i]);
+		pgsm_text_release(e->text[i]);
 }
 
 /* store a text if present; false when there was no room */
@@ -545,7 +353,7 @@ store_ref(PgsmTextRef *ref, const char *data, Size len)
 {
 	if (data == NULL)
 		return true;
-	*ref = text_store(data, len);
+	*ref = pgsm_text_store(data, len);
 	return *ref != 0;
 }
 
@@ -709,8 +517,8 @@ set_message(PgsmEntry *e, const char *message)
 	if (message == NULL)
 		return;
 	cut = pgsm_cut_text(message, strlen(message), pgsm_query_max_len, &len);
-	ref = text_store(cut, len);
-	text_release(e->text[PGSM_T_MESSAGE]);
+	ref = pgsm_text_store(cut, len);
+	pgsm_text_release(e->text[PGSM_T_MESSAGE]);
 	e->text[PGSM_T_MESSAGE] = ref;
 }
 
@@ -843,13 +651,13 @@ copy_row(PgsmEntry *e)
 	SpinLockAcquire(&e->mutex);
 	memcpy(r->entry, e, pgsm_size.entry_size);
 	SpinLockRelease(&e->mutex);
-	r->query = text_copy(e->text[PGSM_T_QUERY], NULL);
-	r->top_query = text_copy(e->text[PGSM_T_TOP_QUERY], NULL);
-	r->appname = text_copy(e->text[PGSM_T_APPNAME], NULL);
-	r->comments = text_copy(e->text[PGSM_T_COMMENTS], NULL);
-	r->plan = text_copy(e->text[PGSM_T_PLAN], NULL);
-	r->message = text_copy(e->text[PGSM_T_MESSAGE], NULL);
-	r->relids = (Oid *) text_copy(e->text[PGSM_T_RELATIONS], &len);
+	r->query = pgsm_text_copy(e->text[PGSM_T_QUERY], NULL);
+	r->top_query = pgsm_text_copy(e->text[PGSM_T_TOP_QUERY], NULL);
+	r->appname = pgsm_text_copy(e->text[PGSM_T_APPNAME], NULL);
+	r->comments = pgsm_text_copy(e->text[PGSM_T_COMMENTS], NULL);
+	r->plan = pgsm_text_copy(e->text[PGSM_T_PLAN], NULL);
+	r->message = pgsm_text_copy(e->text[PGSM_T_MESSAGE], NULL);
+	r->relids = (Oid *) pgsm_text_copy(e->text[PGSM_T_RELATIONS], &len);
 	r->nrelids = r->relids ? len / (int) sizeof(Oid) : 0;
 	return r;
 }
@@ -883,10 +691,7 @@ pgsm_get_info(PgsmInfo *info)
 	LWLockAcquire(pgsm_shared->lock, LW_SHARED);
 	info->max_entries = pgsm_size.max_entries;
 	info->entries = hash_get_num_entries(pgsm_entries);
-	info->text_bytes = pgsm_size.arena_size;
-	info->text_bytes_used = pgsm_shared->arena_used - pgsm_shared->arena_garbage;
-	info->max_texts = pgsm_size.max_texts;
-	info->texts = hash_get_num_entries(pgsm_texts);
+	pgsm_arena_usage(&info->text_bytes, &info->text_bytes_used, &info->max_texts, &info->texts);
 	info->frozen_below = pgsm_shared->frozen_below;
 	info->stats_reset = pgsm_shared->stats_reset;
 	hash_seq_init(&scan, pgsm_entries);
@@ -1038,12 +843,7 @@ pgsm_walk_entries(PgsmEntryFn fn, void *arg)
 			continue;			/* already in history */
 
 		for (i = 0; i < PGSM_NTEXTS; i++)
-		{
-			PgsmText   *t = e->text[i] ? hash_search(pgsm_texts, &e->text[i], HASH_FIND, NULL) : NULL;
-
-			texts[i] = t ? pgsm_arena + t->off : NULL;
-			lens[i] = t ? (int) t->len : -1;
-		}
+			texts[i] = pgsm_text_peek(e->text[i], &lens[i]);
 		fn(e, texts, lens, arg);
 	}
 }
