@@ -156,6 +156,31 @@ pgsm_memsize(void)
 
 /* ---------------------------------------------------------------- startup */
 
+/* the key's hash: a few multiplies instead of hashing its 72 bytes */
+static uint32
+key_hash(const void *data, Size keysize)
+{
+	const PgsmKey *k = data;
+	uint64		addr[2];
+	uint64		h;
+
+	memcpy(addr, k->client_addr, sizeof(addr));
+	h = hash_combine64(k->queryid, (uint64) k->bucket_start);
+	h = hash_combine64(h, ((uint64) k->userid << 32) | k->dbid);
+	h = hash_combine64(h, k->top_queryid ^ (k->planid * UINT64CONST(0x9E3779B97F4A7C15)));
+	h = hash_combine64(h, k->appname_hash);
+	h = hash_combine64(h, addr[0] ^ (addr[1] * UINT64CONST(0x9E3779B97F4A7C15)));
+	h = hash_combine64(h, (uint64) k->toplevel | ((uint64) k->kind << 8) |
+					   ((uint64) k->client_family << 16));
+	/* a 64-bit finalizer, so every input bit reaches the low 32 bits */
+	h ^= h >> 33;
+	h *= UINT64CONST(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return (uint32) h;
+}
+
 void
 pgsm_shmem_request(void)
 {
@@ -196,9 +221,10 @@ pgsm_shmem_startup(void)
 
 	info.keysize = sizeof(PgsmKey);
 	info.entrysize = pgsm_size.entry_size;
+	info.hash = key_hash;
 	pgsm_entries = ShmemInitHash("pg_stat_monitor entries",
 								 pgsm_size.max_entries, pgsm_size.max_entries,
-								 &info, HASH_ELEM | HASH_BLOBS);
+								 &info, HASH_ELEM | HASH_FUNCTION);
 
 	pgsm_arena_startup(pgsm_size.max_texts, pgsm_size.arena_size);
 	LWLockRelease(AddinShmemInitLock);
