@@ -57,6 +57,7 @@ static bool pgsm_in_store = false;
 typedef struct PgsmRun
 {
 	QueryDesc  *query;
+	bool		cpu;			/* CPU time measured: start is valid */
 	struct rusage start;
 	MemoryContextCallback unlink;
 	struct PgsmRun *prev;
@@ -105,7 +106,9 @@ run_begin(QueryDesc *query)
 	PgsmRun    *run = MemoryContextAlloc(cxt, sizeof(PgsmRun));
 
 	run->query = query;
-	getrusage(PGSM_RUSAGE_WHO, &run->start);
+	run->cpu = pgsm_track_cpu_time;
+	if (run->cpu)
+		getrusage(PGSM_RUSAGE_WHO, &run->start);
 	run->prev = NULL;
 	run->next = pgsm_runs;
 	if (pgsm_runs)
@@ -382,7 +385,8 @@ store_execution(QueryDesc *query, PgsmRun *run)
 	add_wal(&x.delta, &query->totaltime->walusage);
 	if (query->estate->es_jit)
 		add_jit(&x.delta, &query->estate->es_jit->instr);
-	add_cpu(&x.delta, &run->start);
+	if (run->cpu)
+		add_cpu(&x.delta, &run->start);
 	x.source_text = query->sourceText;
 	x.stmt_location = stmt->stmt_location;
 	x.stmt_len = stmt->stmt_len;
@@ -482,6 +486,7 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	WalUsage	walusage_start = pgWalUsage,
 				walusage;
 	struct rusage ru_start;
+	bool		cpu = pgsm_track_cpu_time;
 	PgsmExecution x;
 
 	if (pgsm_nesting == 0 && !prepare_family)
@@ -494,7 +499,8 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		return;
 	}
 
-	getrusage(PGSM_RUSAGE_WHO, &ru_start);
+	if (cpu)
+		getrusage(PGSM_RUSAGE_WHO, &ru_start);
 	INSTR_TIME_SET_CURRENT(start);
 	run_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
 				dest, qc, true);
@@ -513,7 +519,8 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	memset(&walusage, 0, sizeof(walusage));
 	WalUsageAccumDiff(&walusage, &pgWalUsage, &walusage_start);
 	add_wal(&x.delta, &walusage);
-	add_cpu(&x.delta, &ru_start);
+	if (cpu)
+		add_cpu(&x.delta, &ru_start);
 	x.source_text = queryString;
 	x.stmt_location = pstmt->stmt_location;
 	x.stmt_len = pstmt->stmt_len;

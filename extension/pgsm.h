@@ -45,6 +45,7 @@ extern bool pgsm_enable_query_plan;
 extern bool pgsm_extract_comments;
 extern bool pgsm_enable_overflow;
 extern bool pgsm_track_application_names;
+extern bool pgsm_track_cpu_time;
 extern char *pgsm_worker_database;
 extern bool pgsm_export_auto;
 extern int	pgsm_export_interval;

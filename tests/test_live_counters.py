@@ -144,6 +144,16 @@ def test_cpu_heavy_statement_has_cpu_time(conn: psycopg.Connection[Any]) -> None
     assert row["cpu_sys_time"] >= 0
 
 
+def test_cpu_time_is_not_measured_when_turned_off(conn: psycopg.Connection[Any]) -> None:
+    """With pgsm_track_cpu_time off, the same heavy statement has zero CPU times."""
+    conn.execute("SET pg_stat_monitor.pgsm_track_cpu_time = off")
+    conn.execute("SELECT count(*) FROM generate_series(1, 3000000) AS live_nocpu")
+    conn.execute("RESET pg_stat_monitor.pgsm_track_cpu_time")
+    [row] = stats(conn, "query = 'SELECT count(*) FROM generate_series(1, 3000000) AS live_nocpu'")
+    assert row["calls"] == 1
+    assert (row["cpu_user_time"], row["cpu_sys_time"]) == (0, 0)
+
+
 def test_execute_counts_on_the_prepared_statement_row(conn: psycopg.Connection[Any]) -> None:
     """EXECUTE and DEALLOCATE have no rows; the prepared statement's row gets the calls."""
     prepare = "PREPARE live_prep(int) AS SELECT count(*) FROM generate_series(1, $1) AS g"
