@@ -38,6 +38,7 @@ install: install-python
 
 install-python: plpy_modules/pgsm/_version.py
 	$(PLPYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+	    --root-user-action=ignore \
 	    --upgrade --target '$(DESTDIR)$(PYDIR)' .
 	rm -rf build/lib build/bdist* plpy_modules/*.egg-info
 
