@@ -6,7 +6,6 @@ import time
 
 from fixtures import ServerFactory
 from history_helpers import HISTORY, calls_of, marker, one, poll
-from pgserver import PgServer
 
 MISSING = "pg_stat_monitor worker found no pg_stat_monitor extension"
 
