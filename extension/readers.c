@@ -17,6 +17,8 @@
 #include "catalog/pg_class.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -120,11 +122,43 @@ histogram_datum(const PgsmEntry *e)
 	return PointerGetDatum(construct_array(slots, pgsm_hist_slots, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/*
+ * Texts come from every database, whatever its encoding: bytes that are not
+ * valid in this database's encoding (from a SQL_ASCII database, say) are
+ * shown as '?', so that no invalid text leaves the reader.
+ */
+static const char *
+valid_text(const char *s)
+{
+	int			left = strlen(s);
+	int			encoding = GetDatabaseEncoding();
+	StringInfoData buf;
+
+	if (pg_verifymbstr(s, left, true))
+		return s;
+	initStringInfo(&buf);
+	while (left > 0)
+	{
+		int			len = pg_encoding_verifymbchar(encoding, s, left);
+
+		if (len <= 0)
+		{
+			appendStringInfoChar(&buf, '?');
+			len = 1;
+		}
+		else
+			appendBinaryStringInfo(&buf, s, len);
+		s += len;
+		left -= len;
+	}
+	return buf.data;
+}
+
 static Datum
 text_or_null(const char *s, bool *isnull)
 {
 	*isnull = (s == NULL);
-	return s ? CStringGetTextDatum(s) : (Datum) 0;
+	return s ? CStringGetTextDatum(valid_text(s)) : (Datum) 0;
 }
 
 static Datum
