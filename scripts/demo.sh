@@ -44,8 +44,10 @@ psql_demo -c "SELECT max_entries, entries, overflowed_calls, dropped_calls,
        pg_size_pretty(shared_memory_bytes) AS shared_memory,
        pg_size_pretty(text_bytes_used) AS text_used, pg_size_pretty(text_bytes) AS text_room
   FROM pg_stat_monitor_info"
-psql_demo -c "SELECT name, pg_size_pretty(allocated_size) AS allocated
-  FROM pg_shmem_allocations WHERE name LIKE 'pg_stat_monitor%' ORDER BY 1"
+psql_demo -c "SELECT pg_size_pretty(shared_memory_bytes) AS this_extension,
+       pg_size_pretty((256 + 20) * 1024 * 1024::bigint) AS upstream_at_its_defaults,
+       max_entries AS room_for_entries
+  FROM pg_stat_monitor_info"
 if [ -f scripts/demo-history.sql ]; then
   psql_demo -f scripts/demo-history.sql
 fi
