@@ -109,7 +109,9 @@ compact_arena(void)
 	char	   *scratch;
 	Size		used = 0;
 
-	scratch = MemoryContextAllocHuge(CurrentMemoryContext, Max(arena->used, 1));
+	scratch = palloc_extended(Max(arena->used, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	if (scratch == NULL)
+		return;					/* no memory: the text goes to the overflow row */
 	hash_seq_init(&scan, pgsm_texts);
 	while ((t = hash_seq_search(&scan)) != NULL)
 	{

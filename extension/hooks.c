@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 
 #include "access/parallel.h"
+#include "access/xact.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "jit/jit.h"
@@ -44,6 +45,10 @@ static uint64 pgsm_top_queryid = 0;
 static const char *pgsm_top_source = NULL;
 static int	pgsm_top_location = -1;
 static int	pgsm_top_len = 0;
+
+/* the current top-level statement was stored already (an error now is a late one) */
+static bool pgsm_top_stored = false;
+static uint64 pgsm_top_stored_queryid = 0;
 
 /* planning time of a statement, until its execution ends */
 static uint64 pgsm_plan_queryid = 0;
@@ -197,14 +202,9 @@ set_context(PgsmExecution *x, uint64 queryid)
 	if (!x->toplevel)
 	{
 		x->top_queryid = pgsm_top_queryid;
-		if (pgsm_top_source)
-		{
-			int			len;
-			char	   *s = pgsm_statement_text(pgsm_top_source, pgsm_top_location,
-												pgsm_top_len, &len);
-
-			x->top_query = s ? pnstrdup(s, len) : NULL;
-		}
+		x->top_source = pgsm_top_source;
+		x->top_location = pgsm_top_location;
+		x->top_len = pgsm_top_len;
 	}
 	if (pgsm_plan_queryid == queryid && pgsm_plan_nesting == pgsm_nesting)
 	{
@@ -214,6 +214,7 @@ set_context(PgsmExecution *x, uint64 queryid)
 	}
 }
 
+/* a top-level statement begins (source NULL: it ended) */
 static void
 set_top(uint64 queryid, const char *source, int location, int len)
 {
@@ -221,6 +222,39 @@ set_top(uint64 queryid, const char *source, int location, int len)
 	pgsm_top_source = source;
 	pgsm_top_location = location;
 	pgsm_top_len = len;
+	/* statements that run at nesting 0 on the client statement's behalf (deferred
+	 * triggers at commit) are not a new client statement */
+	if (source == NULL || queryid == pgstat_get_my_query_id())
+		pgsm_top_stored = false;
+}
+
+/* the top-level statement's text is freed after it: never keep pointing at it */
+static void
+forget_top_at_abort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		set_top(0, NULL, -1, 0);
+}
+
+/* store, noting a top-level statement as stored */
+static void
+store_guarded(PgsmExecution *x)
+{
+	pgsm_in_store = true;
+	PG_TRY();
+	{
+		pgsm_store(x);
+	}
+	PG_FINALLY();
+	{
+		pgsm_in_store = false;
+	}
+	PG_END_TRY();
+	if (x->toplevel && x->delta.calls > 0 && x->queryid == pgstat_get_my_query_id())
+	{
+		pgsm_top_stored = true;
+		pgsm_top_stored_queryid = x->queryid;
+	}
 }
 
 /* ---- collecting relations ---- */
@@ -282,6 +316,9 @@ pgsm_planner(Query *parse, const char *query_string, int cursorOptions,
 	bool		measure = pgsm_track_planning && query_string &&
 		parse->queryId != UINT64CONST(0) && pgsm_enabled(pgsm_nesting);
 
+	/* functions run while planning (constant folding) are nested in this statement */
+	if (pgsm_nesting == 0)
+		set_top(parse->queryId, query_string, parse->stmt_location, parse->stmt_len);
 	if (measure)
 		INSTR_TIME_SET_CURRENT(start);
 	pgsm_nesting++;
@@ -393,19 +430,18 @@ store_execution(QueryDesc *query, PgsmRun *run)
 	x.rtable = stmt->rtable;
 	if (pgsm_enable_query_plan && query->operation == CMD_SELECT)
 	{
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_stat_monitor plan",
+												  ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
 		x.plan_text = plan_text(query);
 		x.planid = pgsm_hash_bytes(x.plan_text, strlen(x.plan_text));
+		MemoryContextSwitchTo(old);
+		store_guarded(&x);
+		MemoryContextDelete(cxt);
+		return;
 	}
-	pgsm_in_store = true;
-	PG_TRY();
-	{
-		pgsm_store(&x);
-	}
-	PG_FINALLY();
-	{
-		pgsm_in_store = false;
-	}
-	PG_END_TRY();
+	store_guarded(&x);
 }
 
 static void
@@ -419,6 +455,8 @@ pgsm_ExecutorEnd(QueryDesc *query)
 		prev_ExecutorEnd(query);
 	else
 		standard_ExecutorEnd(query);
+	if (pgsm_nesting == 0)
+		pgsm_top_source = NULL; /* its text may go away now */
 }
 
 /* statements that are not rows of their own: their prepared statement gets the cost */
@@ -524,16 +562,9 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	x.source_text = queryString;
 	x.stmt_location = pstmt->stmt_location;
 	x.stmt_len = pstmt->stmt_len;
-	pgsm_in_store = true;
-	PG_TRY();
-	{
-		pgsm_store(&x);
-	}
-	PG_FINALLY();
-	{
-		pgsm_in_store = false;
-	}
-	PG_END_TRY();
+	store_guarded(&x);
+	if (pgsm_nesting == 0)
+		pgsm_top_source = NULL; /* its text may go away now */
 }
 
 /*
@@ -546,7 +577,6 @@ pgsm_emit_log(ErrorData *edata)
 {
 	PgsmExecution x;
 	uint64		queryid;
-	uint8		scan;
 
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
@@ -556,25 +586,23 @@ pgsm_emit_log(ErrorData *edata)
 		!IsNormalProcessingMode() || !pgsm_enabled(0) || proc_exit_inprogress)
 		return;
 	queryid = pgstat_get_my_query_id();
-	scan = PGSM_SCAN_TRUSTED;
 	if (queryid == UINT64CONST(0))
-	{
-		/* not parsed (a syntax error, say): its text may not even lex */
 		queryid = pgsm_hash_bytes(debug_query_string, strlen(debug_query_string));
-		scan = PGSM_SCAN_NONE;
-	}
 
 	memset(&x, 0, sizeof(x));
 	x.queryid = queryid;
 	x.toplevel = true;
-	x.delta.calls = (edata->elevel >= ERROR) ? 1 : 0;
+	/* an error after the statement was stored (at commit, say) is not another call */
+	x.delta.calls = (edata->elevel >= ERROR &&
+					 !(pgsm_top_stored && pgsm_top_stored_queryid == queryid)) ? 1 : 0;
 	x.source_text = debug_query_string;
 	x.stmt_location = -1;
 	x.elevel = edata->elevel;
 	x.sqlcode = edata->sqlerrcode;
 	x.message = edata->message;
 
-	x.scan = scan;
+	/* the scanner may raise errors, which must not happen inside error reporting */
+	x.scan = PGSM_SCAN_NONE;
 	pgsm_in_store = true;
 	PG_TRY();
 	{
@@ -604,4 +632,5 @@ pgsm_install_hooks(void)
 	ProcessUtility_hook = pgsm_ProcessUtility;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = pgsm_emit_log;
+	RegisterXactCallback(forget_top_at_abort, NULL);
 }

@@ -164,6 +164,7 @@ typedef struct PgsmEntry
 	int32		sqlcode;
 	uint64		pgsm_query_id;
 	bool		query_cut;		/* the query text was cut at pgsm_query_max_len */
+	bool		unscanned;		/* made by an error report: raw text, no pgsm_query_id */
 	PgsmTextRef text[PGSM_NTEXTS];
 	PgsmCounters c;
 	int32		hist[FLEXIBLE_ARRAY_MEMBER];	/* pgsm_hist_slots */
@@ -185,7 +186,9 @@ typedef struct PgsmExecution
 	const char *source_text;	/* whole source string */
 	int			stmt_location;
 	int			stmt_len;
-	const char *top_query;		/* NULL for top-level statements */
+	const char *top_source;		/* the top-level statement's source, NULL if top-level */
+	int			top_location;
+	int			top_len;
 	const List *rtable;			/* range table for relations, or NIL */
 	const char *plan_text;		/* captured plan, or NULL */
 

@@ -354,9 +354,16 @@ prepare_texts(PgsmNewTexts *t, PgsmExecution *x)
 		t->query_cut = len > pgsm_query_max_len;
 		t->query = pgsm_cut_text(stmt, len, pgsm_query_max_len, &t->query_len);
 	}
-	if (x->top_query)
-		t->top_query = pgsm_cut_text(x->top_query, strlen(x->top_query),
-									 pgsm_query_max_len, &t->top_query_len);
+	if (x->top_source)
+	{
+		int			top_len;
+		char	   *top = pgsm_statement_text(x->top_source, x->top_location,
+											  x->top_len, &top_len);
+
+		if (top)
+			t->top_query = pgsm_cut_text(top, top_len, pgsm_query_max_len,
+										 &t->top_query_len);
+	}
 	if (x->plan_text)
 		t->plan = pgsm_cut_text(x->plan_text, strlen(x->plan_text),
 								pgsm_query_max_len, &t->plan_len);
@@ -405,6 +412,25 @@ init_entry(PgsmEntry *e)
 }
 
 /*
+ * A row made by an error report has the raw text and no pgsm_query_id (the
+ * scanner cannot run there); the first normal run of it supplies both.
+ * Caller holds the lock EXCLUSIVE.
+ */
+static void
+complete_entry(PgsmEntry *e, const PgsmNewTexts *t)
+{
+	PgsmTextRef query = t->query ? pgsm_text_store(t->query, t->query_len) : 0;
+
+	if (t->query && query == 0)
+		return;					/* no room: keep the raw text, try again later */
+	pgsm_text_release(e->text[PGSM_T_QUERY]);
+	e->text[PGSM_T_QUERY] = query;
+	e->pgsm_query_id = t->pgsm_query_id;
+	e->query_cut = t->query_cut;
+	e->unscanned = false;
+}
+
+/*
  * Find or make the entry for a key; NULL when the table or the arena is
  * full.  Caller holds the lock EXCLUSIVE.
  */
@@ -416,7 +442,11 @@ create_entry(const PgsmKey *key, PgsmExecution *x, const PgsmNewTexts *t)
 
 	e = hash_search(pgsm_entries, key, HASH_FIND, NULL);
 	if (e != NULL)
+	{
+		if (e->unscanned && x->scan == PGSM_SCAN_GUARDED)
+			complete_entry(e, t);
 		return e;
+	}
 	if (hash_get_num_entries(pgsm_entries) >= pgsm_size.max_entries - pgsm_size.reserve)
 		return NULL;
 	e = hash_search(pgsm_entries, key, HASH_ENTER_NULL, &found);
@@ -432,6 +462,7 @@ create_entry(const PgsmKey *key, PgsmExecution *x, const PgsmNewTexts *t)
 	e->cmd_type = x->cmd_type;
 	e->pgsm_query_id = t->pgsm_query_id;
 	e->query_cut = t->query_cut;
+	e->unscanned = (x->scan != PGSM_SCAN_GUARDED);
 	return e;
 }
 
@@ -645,7 +676,8 @@ pgsm_store(PgsmExecution *x)
 	PgsmKey		key;
 	PgsmEntry  *e;
 
-	if (pgsm_shared == NULL)
+	/* an error raised while this backend reads the store must not wait on it */
+	if (pgsm_shared == NULL || LWLockHeldByMe(pgsm_shared->lock))
 		return;
 	build_key(&key, x);
 	if (x->elevel == 0)
@@ -653,6 +685,8 @@ pgsm_store(PgsmExecution *x)
 		LWLockAcquire(pgsm_shared->lock, LW_SHARED);
 		key.bucket_start = writable_bucket();
 		e = hash_search(pgsm_entries, &key, HASH_FIND, NULL);
+		if (e != NULL && e->unscanned && x->scan == PGSM_SCAN_GUARDED)
+			e = NULL;			/* complete it on the slow path */
 		if (e != NULL)
 			accumulate(e, x);
 		LWLockRelease(pgsm_shared->lock);

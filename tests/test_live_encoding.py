@@ -20,7 +20,8 @@ def test_sql_ascii_bytes_are_shown_as_question_marks(make_server: ServerFactory)
         legacy.execute(b"SELECT 'caf\xe9' AS enc_probe")
     time.sleep(1.2)  # the bucket ends
     with srv.connect() as conn:
-        live = rows(conn, "SELECT query FROM pg_stat_monitor WHERE query LIKE '%enc_probe%'")
+        live = rows(conn, "SELECT query FROM pg_stat_monitor_internal(true)"
+                          " WHERE query LIKE '%enc_probe%'")
         written = export(conn)
         stored = one(conn, f"SELECT query FROM {HISTORY} WHERE query LIKE '%enc_probe%'")
     assert live == [("SELECT 'caf?' AS enc_probe",)]

@@ -80,12 +80,29 @@ def test_raise_warning_in_do_block_marks_its_utility_row(conn: psycopg.Connectio
     assert (row["cmd_type"], row["cmd_type_text"]) == (6, "UTILITY")
 
 
-def test_error_row_has_a_pgsm_query_id(conn: psycopg.Connection[Any]) -> None:
-    """pgsm_query_id (on by default) is filled for a statement that ended in ERROR too."""
+def test_error_row_gets_its_pgsm_query_id_at_its_first_run(
+        conn: psycopg.Connection[Any]) -> None:
+    """A row made by an ERROR has no pgsm_query_id (no scanning inside error reports) until the
+    statement first runs without error; then it has one."""
     error_of(conn, "SELECT 1/0 AS live_err_id")
-    [row] = stats(conn, "query = 'SELECT 1/0 AS live_err_id'")
-    assert row["elevel"] == 21
-    assert row["pgsm_query_id"] is not None
+    [before] = stats(conn, "query LIKE %s", "%live_err_id")
+    conn.execute("SELECT 1/1 AS live_err_id")
+    [after] = stats(conn, "query LIKE %s", "%live_err_id")
+    assert (before["elevel"], before["pgsm_query_id"]) == (21, None)
+    assert after["calls"] == 2
+    assert after["pgsm_query_id"] is not None
+
+
+def test_error_at_commit_is_not_a_second_call(conn: psycopg.Connection[Any]) -> None:
+    """A deferred foreign key failing at commit marks the INSERT's row without counting it twice."""
+    conn.execute("CREATE TABLE live_fk_p (id int PRIMARY KEY)")
+    conn.execute("CREATE TABLE live_fk_c (id int REFERENCES live_fk_p"
+                 " DEFERRABLE INITIALLY DEFERRED)")
+    reset(conn)
+    error_of(conn, "INSERT INTO live_fk_c VALUES (42)")
+    [row] = stats(conn, "query = 'INSERT INTO live_fk_c VALUES (42)'")
+    assert row["calls"] == 1
+    assert (row["elevel"], row["sqlcode"]) == (21, "23503")
 
 
 def test_statement_that_failed_once_keeps_its_command_type(
@@ -103,10 +120,11 @@ def test_statement_that_failed_once_keeps_its_command_type(
     assert (row["cmd_type"], row["cmd_type_text"]) == (1, "SELECT")
 
 
-def test_error_row_text_is_normalized_when_enabled(conn: psycopg.Connection[Any]) -> None:
-    """With pgsm_normalized_query on, a failed statement's text shows $n, not its constants."""
+def test_error_row_text_is_normalized_at_its_first_run(conn: psycopg.Connection[Any]) -> None:
+    """With pgsm_normalized_query on, a row made by an ERROR shows $n once the statement runs."""
     conn.execute("SET pg_stat_monitor.pgsm_normalized_query = on")
     error_of(conn, "SELECT 1/0 AS live_norm_err")
+    conn.execute("SELECT 1/1 AS live_norm_err")
     [row] = stats(conn, "query LIKE %s", "%live_norm_err")
     assert row["elevel"] == 21
     assert row["query"] == "SELECT $1/$2 AS live_norm_err"

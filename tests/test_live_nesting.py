@@ -80,3 +80,17 @@ def test_track_none_records_nothing(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET pg_stat_monitor.pgsm_track = 'top'")
     assert stats(conn, "query = %s", top_sql) == []
     assert stats(conn, nested_filter) == []
+
+
+def test_statement_run_while_planning_has_its_own_top_query(
+        conn: psycopg.Connection[Any]) -> None:
+    """A function folded by the planner: its statement's top_query is the statement planned,
+    not the previous one (whose text is gone by then)."""
+    conn.execute("CREATE OR REPLACE FUNCTION live_fold(x int) RETURNS int LANGUAGE plpgsql"
+                 " IMMUTABLE AS $$ DECLARE r int; BEGIN SELECT x + 1 INTO r; RETURN r; END $$")
+    conn.execute("SET pg_stat_monitor.pgsm_track = 'all'")
+    conn.execute("SELECT 1 /* " + "x" * 400_000 + " */ AS live_big")
+    conn.execute("SELECT live_fold(1) AS live_folded")
+    rows = conn.execute("SELECT top_query FROM pg_stat_monitor WHERE NOT toplevel"
+                        " AND query LIKE 'SELECT x + 1%'").fetchall()
+    assert rows == [("SELECT live_fold(1) AS live_folded",)]
