@@ -601,8 +601,7 @@ pgsm_emit_log(ErrorData *edata)
 	x.sqlcode = edata->sqlerrcode;
 	x.message = edata->message;
 
-	/* the scanner may raise errors, which must not happen inside error reporting */
-	x.scan = PGSM_SCAN_NONE;
+	x.in_error_report = true;
 	pgsm_in_store = true;
 	PG_TRY();
 	{

@@ -196,17 +196,12 @@ typedef struct PgsmExecution
 	int			elevel;
 	int			sqlcode;
 	const char *message;
-	uint8		scan;			/* how its text may be scanned: PGSM_SCAN_* */
+	/*
+	 * From an error report: the SQL scanner (which raises errors on text it
+	 * cannot read) must not run there, so the text is kept raw
+	 */
+	bool		in_error_report;
 } PgsmExecution;
-
-/*
- * The SQL scanner raises errors on text it cannot read.  Normally those are
- * caught; inside an error report they must not happen at all, so the text of
- * a statement that failed is scanned only if it was parsed (then it lexes).
- */
-#define PGSM_SCAN_GUARDED 0		/* scan, catching any error */
-#define PGSM_SCAN_TRUSTED 1		/* the text was parsed: scan without a guard */
-#define PGSM_SCAN_NONE 2		/* never parsed: do not scan */
 
 /* ---- the store (store.c) ---- */
 extern int	pgsm_hist_slots;
@@ -280,8 +275,8 @@ extern void pgsm_write_dump(int code, Datum arg);
 extern char *pgsm_statement_text(const char *source, int location, int len,
 								 int *out_len);
 extern char *pgsm_cut_text(const char *text, int len, int max_len, int *out_len);
-extern char *pgsm_normalize(const char *text, int len, bool guarded, int *out_len);
-extern uint64 pgsm_text_query_id(const char *text, int len, bool guarded);
+extern char *pgsm_normalize(const char *text, int len, int *out_len);
+extern uint64 pgsm_text_query_id(const char *text, int len);
 extern char *pgsm_extract_comments_of(const char *text, int len);
 extern uint64 pgsm_hash_bytes(const char *data, Size len);
 

@@ -339,16 +339,15 @@ prepare_texts(PgsmNewTexts *t, PgsmExecution *x)
 	char	   *stmt = pgsm_statement_text(x->source_text, x->stmt_location,
 										   x->stmt_len, &len);
 
-	bool		scan = stmt != NULL && x->scan != PGSM_SCAN_NONE;
-	bool		guarded = x->scan == PGSM_SCAN_GUARDED;
+	bool		scan = stmt != NULL && !x->in_error_report;
 
 	memset(t, 0, sizeof(*t));
 	if (pgsm_enable_pgsm_query_id && scan)
-		t->pgsm_query_id = pgsm_text_query_id(stmt, len, guarded);
+		t->pgsm_query_id = pgsm_text_query_id(stmt, len);
 	if (pgsm_extract_comments && stmt)
 		t->comments = pgsm_extract_comments_of(stmt, len);
 	if (pgsm_normalized_query && scan)
-		stmt = pgsm_normalize(stmt, len, guarded, &len);
+		stmt = pgsm_normalize(stmt, len, &len);
 	if (stmt)
 	{
 		t->query_cut = len > pgsm_query_max_len;
@@ -443,7 +442,7 @@ create_entry(const PgsmKey *key, PgsmExecution *x, const PgsmNewTexts *t)
 	e = hash_search(pgsm_entries, key, HASH_FIND, NULL);
 	if (e != NULL)
 	{
-		if (e->unscanned && x->scan == PGSM_SCAN_GUARDED)
+		if (e->unscanned && !x->in_error_report)
 			complete_entry(e, t);
 		return e;
 	}
@@ -462,7 +461,7 @@ create_entry(const PgsmKey *key, PgsmExecution *x, const PgsmNewTexts *t)
 	e->cmd_type = x->cmd_type;
 	e->pgsm_query_id = t->pgsm_query_id;
 	e->query_cut = t->query_cut;
-	e->unscanned = (x->scan != PGSM_SCAN_GUARDED);
+	e->unscanned = x->in_error_report;
 	return e;
 }
 
@@ -676,16 +675,21 @@ pgsm_store(PgsmExecution *x)
 	PgsmKey		key;
 	PgsmEntry  *e;
 
-	/* an error raised while this backend reads the store must not wait on it */
-	if (pgsm_shared == NULL || LWLockHeldByMe(pgsm_shared->lock))
+	if (pgsm_shared == NULL)
 		return;
+	/* an error raised while this backend reads the store must not wait on it */
+	if (LWLockHeldByMe(pgsm_shared->lock))
+	{
+		pgsm_count_dropped(x->delta.calls, x->exec_ms);
+		return;
+	}
 	build_key(&key, x);
 	if (x->elevel == 0)
 	{
 		LWLockAcquire(pgsm_shared->lock, LW_SHARED);
 		key.bucket_start = writable_bucket();
 		e = hash_search(pgsm_entries, &key, HASH_FIND, NULL);
-		if (e != NULL && e->unscanned && x->scan == PGSM_SCAN_GUARDED)
+		if (e != NULL && e->unscanned && !x->in_error_report)
 			e = NULL;			/* complete it on the slow path */
 		if (e != NULL)
 			accumulate(e, x);

@@ -98,23 +98,16 @@ scan_all(char *src, pgsm_token_fn fn, void *arg)
 /*
  * Scan a text, calling fn for each token.  The scanner may raise an error on
  * text it cannot read (the settings it depends on may differ from the
- * parse's); guarded, that error is caught and false is returned.  Unguarded
- * (inside an error report, where catching is not possible) the caller
- * vouches that the text was parsed.
+ * parse's): that error is caught and false is returned.  Never call this
+ * inside an error report, where catching is not possible.
  */
 static bool
-scan_tokens(const char *text, int len, bool guarded, pgsm_token_fn fn, void *arg)
+scan_tokens(const char *text, int len, pgsm_token_fn fn, void *arg)
 {
 	char	   *src = pnstrdup(text, len);
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
 
-	if (!guarded)
-	{
-		scan_all(src, fn, arg);
-		pfree(src);
-		return true;
-	}
 	PG_TRY();
 	{
 		scan_all(src, fn, arg);
@@ -164,20 +157,20 @@ replace_constant(void *arg, int token, int location, int length, core_YYSTYPE *v
 
 /* the text with each constant replaced by $n, numbered after any $n it has */
 char *
-pgsm_normalize(const char *text, int len, bool guarded, int *out_len)
+pgsm_normalize(const char *text, int len, int *out_len)
 {
 	NormalizeState st;
 
 	memset(&st, 0, sizeof(st));
 	st.src = text;
-	if (!scan_tokens(text, len, guarded, find_max_param, &st))
+	if (!scan_tokens(text, len, find_max_param, &st))
 	{
 		*out_len = len;
 		return pnstrdup(text, len);
 	}
 	st.next_param = st.max_param + 1;
 	initStringInfo(&st.out);
-	if (!scan_tokens(text, len, guarded, replace_constant, &st))
+	if (!scan_tokens(text, len, replace_constant, &st))
 	{
 		*out_len = len;
 		return pnstrdup(text, len);
@@ -223,14 +216,14 @@ canon_token(void *arg, int token, int location, int length, core_YYSTYPE *value)
  * database and every cluster.
  */
 uint64
-pgsm_text_query_id(const char *text, int len, bool guarded)
+pgsm_text_query_id(const char *text, int len)
 {
 	CanonState	st;
 	uint64		id;
 
 	st.src = text;
 	initStringInfo(&st.out);
-	if (!scan_tokens(text, len, guarded, canon_token, &st))
+	if (!scan_tokens(text, len, canon_token, &st))
 	{
 		resetStringInfo(&st.out);
 		appendBinaryStringInfo(&st.out, text, len);
