@@ -31,7 +31,7 @@ bool		pgsm_enable_query_plan = false;
 bool		pgsm_extract_comments = false;
 bool		pgsm_enable_overflow = true;
 bool		pgsm_track_application_names = true;
-bool		pgsm_track_cpu_time = true;
+bool		pgsm_track_cpu_time = false;
 char	   *pgsm_worker_database = NULL;
 bool		pgsm_export_auto = true;
 int			pgsm_export_interval = 10;
@@ -124,8 +124,9 @@ define_tracking_gucs(void)
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable(PGSM_GUC("pgsm_track_cpu_time"),
 							 "Selects whether cpu_user_time and cpu_sys_time are measured.",
-							 "Measuring takes two getrusage() calls per statement.",
-							 &pgsm_track_cpu_time, true,
+							 "Off by default: measuring takes two getrusage() calls per statement, "
+							 "more than all the rest of the extension's per-statement work.",
+							 &pgsm_track_cpu_time, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable(PGSM_GUC("pgsm_track_application_names"),
 							 "Accepted for compatibility, no effect: application names are always tracked.",
