@@ -55,14 +55,10 @@ static uint64 pgsm_plan_queryid = 0;
 static int	pgsm_plan_nesting = -1;
 static double pgsm_plan_ms = 0;
 
-/* guard against recording an error raised while recording */
-static bool pgsm_in_store = false;
-
-/* what ExecutorStart saw, found again by ExecutorEnd */
+/* the CPU time at ExecutorStart, found again by ExecutorEnd (only when measured) */
 typedef struct PgsmRun
 {
 	QueryDesc  *query;
-	bool		cpu;			/* CPU time measured: start is valid */
 	struct rusage start;
 	MemoryContextCallback unlink;
 	struct PgsmRun *prev;
@@ -111,9 +107,7 @@ run_begin(QueryDesc *query)
 	PgsmRun    *run = MemoryContextAlloc(cxt, sizeof(PgsmRun));
 
 	run->query = query;
-	run->cpu = pgsm_track_cpu_time;
-	if (run->cpu)
-		getrusage(PGSM_RUSAGE_WHO, &run->start);
+	getrusage(PGSM_RUSAGE_WHO, &run->start);
 	run->prev = NULL;
 	run->next = pgsm_runs;
 	if (pgsm_runs)
@@ -238,18 +232,9 @@ forget_top_at_abort(XactEvent event, void *arg)
 
 /* store, noting a top-level statement as stored */
 static void
-store_guarded(PgsmExecution *x)
+store_noting_top(PgsmExecution *x)
 {
-	pgsm_in_store = true;
-	PG_TRY();
-	{
-		pgsm_store(x);
-	}
-	PG_FINALLY();
-	{
-		pgsm_in_store = false;
-	}
-	PG_END_TRY();
+	pgsm_store(x);
 	if (x->toplevel && x->delta.calls > 0 && x->queryid == pgstat_get_my_query_id())
 	{
 		pgsm_top_stored = true;
@@ -365,7 +350,8 @@ pgsm_ExecutorStart(QueryDesc *query, int eflags)
 		query->totaltime = InstrAlloc(1, INSTRUMENT_ALL, false);
 		MemoryContextSwitchTo(old);
 	}
-	run_begin(query);
+	if (pgsm_track_cpu_time)
+		run_begin(query);
 }
 
 static void
@@ -405,6 +391,7 @@ pgsm_ExecutorFinish(QueryDesc *query)
 	PG_END_TRY();
 }
 
+/* run is NULL when CPU time was not measured */
 static void
 store_execution(QueryDesc *query, PgsmRun *run)
 {
@@ -422,7 +409,7 @@ store_execution(QueryDesc *query, PgsmRun *run)
 	add_wal(&x.delta, &query->totaltime->walusage);
 	if (query->estate->es_jit)
 		add_jit(&x.delta, &query->estate->es_jit->instr);
-	if (run->cpu)
+	if (run != NULL)
 		add_cpu(&x.delta, &run->start);
 	x.source_text = query->sourceText;
 	x.stmt_location = stmt->stmt_location;
@@ -437,19 +424,20 @@ store_execution(QueryDesc *query, PgsmRun *run)
 		x.plan_text = plan_text(query);
 		x.planid = pgsm_hash_bytes(x.plan_text, strlen(x.plan_text));
 		MemoryContextSwitchTo(old);
-		store_guarded(&x);
+		store_noting_top(&x);
 		MemoryContextDelete(cxt);
 		return;
 	}
-	store_guarded(&x);
+	store_noting_top(&x);
 }
 
 static void
 pgsm_ExecutorEnd(QueryDesc *query)
 {
-	PgsmRun    *run = run_find(query);
+	PgsmRun    *run = pgsm_runs ? run_find(query) : NULL;
 
-	if (run && query->totaltime && pgsm_enabled(pgsm_nesting))
+	if (query->totaltime && query->plannedstmt->queryId != UINT64CONST(0) &&
+		pgsm_enabled(pgsm_nesting))
 		store_execution(query, run);
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(query);
@@ -562,7 +550,7 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	x.source_text = queryString;
 	x.stmt_location = pstmt->stmt_location;
 	x.stmt_len = pstmt->stmt_len;
-	store_guarded(&x);
+	store_noting_top(&x);
 	if (pgsm_nesting == 0)
 		pgsm_top_source = NULL; /* its text may go away now */
 }
@@ -602,16 +590,7 @@ pgsm_emit_log(ErrorData *edata)
 	x.message = edata->message;
 
 	x.in_error_report = true;
-	pgsm_in_store = true;
-	PG_TRY();
-	{
-		pgsm_store(&x);
-	}
-	PG_FINALLY();
-	{
-		pgsm_in_store = false;
-	}
-	PG_END_TRY();
+	pgsm_store(&x);
 }
 
 void

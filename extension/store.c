@@ -254,11 +254,14 @@ temp_context(void)
 
 /* ---------------------------------------------------------------- buckets */
 
+/* seconds from the Unix epoch to PostgreSQL's */
+#define PGSM_UNIX_EPOCH_SECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
+
 int64
 pgsm_bucket_of(TimestampTz ts)
 {
-	int64		secs = (ts / USECS_PER_SEC) +
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+	int64		secs = (ts / USECS_PER_SEC) + PGSM_UNIX_EPOCH_SECS;
 	int64		r = secs % pgsm_bucket_time;
 
 	if (r < 0)
@@ -266,19 +269,33 @@ pgsm_bucket_of(TimestampTz ts)
 	return secs - r;
 }
 
+/*
+ * The bucket of now.  The bounds of the last bucket computed are kept, so
+ * most statements compare one timestamp instead of dividing (the bucket
+ * length is fixed at start).
+ */
+int64
+pgsm_current_bucket(void)
+{
+	static TimestampTz from = 0;
+	static TimestampTz until = 0;
+	static int64 bucket = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (now < from || now >= until)
+	{
+		bucket = pgsm_bucket_of(now);
+		from = (bucket - PGSM_UNIX_EPOCH_SECS) * USECS_PER_SEC;
+		until = from + (int64) pgsm_bucket_time * USECS_PER_SEC;
+	}
+	return bucket;
+}
+
 /* the bucket a statement ending now writes to; caller holds the lock */
 static int64
 writable_bucket(void)
 {
-	int64		b = pgsm_bucket_of(GetCurrentTimestamp());
-
-	return Max(b, pgsm_shared->frozen_below);
-}
-
-int64
-pgsm_current_bucket(void)
-{
-	return pgsm_bucket_of(GetCurrentTimestamp());
+	return Max(pgsm_current_bucket(), pgsm_shared->frozen_below);
 }
 
 void
@@ -503,7 +520,69 @@ add_timing(PgsmTiming *t, int64 n_before, double v)
 	t->m2 += (v - old_mean) * (v - new_mean);
 }
 
-/* add one execution's counters; takes the entry's spinlock */
+static inline void
+add_shared_blocks(PgsmCounters *c, const PgsmCounters *d)
+{
+	if (d->shared_blks_hit | d->shared_blks_read | d->shared_blks_dirtied |
+		d->shared_blks_written)
+	{
+		c->shared_blks_hit += d->shared_blks_hit;
+		c->shared_blks_read += d->shared_blks_read;
+		c->shared_blks_dirtied += d->shared_blks_dirtied;
+		c->shared_blks_written += d->shared_blks_written;
+	}
+}
+
+/* counters that most statements leave at zero, in groups */
+static inline void
+add_rare_counters(PgsmCounters *c, const PgsmCounters *d)
+{
+	if (d->local_blks_hit | d->local_blks_read | d->local_blks_dirtied |
+		d->local_blks_written | d->temp_blks_read | d->temp_blks_written)
+	{
+		c->local_blks_hit += d->local_blks_hit;
+		c->local_blks_read += d->local_blks_read;
+		c->local_blks_dirtied += d->local_blks_dirtied;
+		c->local_blks_written += d->local_blks_written;
+		c->temp_blks_read += d->temp_blks_read;
+		c->temp_blks_written += d->temp_blks_written;
+	}
+	if (d->blk_read_time != 0 || d->blk_write_time != 0 ||
+		d->temp_blk_read_time != 0 || d->temp_blk_write_time != 0 ||
+		d->cpu_user_time != 0 || d->cpu_sys_time != 0)
+	{
+		c->blk_read_time += d->blk_read_time;
+		c->blk_write_time += d->blk_write_time;
+		c->temp_blk_read_time += d->temp_blk_read_time;
+		c->temp_blk_write_time += d->temp_blk_write_time;
+		c->cpu_user_time += d->cpu_user_time;
+		c->cpu_sys_time += d->cpu_sys_time;
+	}
+	if (d->wal_records | d->wal_fpi | d->wal_bytes)
+	{
+		c->wal_records += d->wal_records;
+		c->wal_fpi += d->wal_fpi;
+		c->wal_bytes += d->wal_bytes;
+	}
+	if (d->jit_functions != 0 || d->jit_generation_time != 0)
+	{
+		c->jit_functions += d->jit_functions;
+		c->jit_generation_time += d->jit_generation_time;
+		c->jit_inlining_count += d->jit_inlining_count;
+		c->jit_inlining_time += d->jit_inlining_time;
+		c->jit_optimization_count += d->jit_optimization_count;
+		c->jit_optimization_time += d->jit_optimization_time;
+		c->jit_emission_count += d->jit_emission_count;
+		c->jit_emission_time += d->jit_emission_time;
+	}
+}
+
+/*
+ * Add one execution's counters; takes the entry's spinlock.  Groups of
+ * counters that this execution left at zero are not touched, so that a
+ * statement writes few of the entry's cache lines (they move between CPUs
+ * when several backends run the same statement).
+ */
 static void
 accumulate(PgsmEntry *e, const PgsmExecution *x)
 {
@@ -518,39 +597,14 @@ accumulate(PgsmEntry *e, const PgsmExecution *x)
 		c->calls += d->calls;
 		e->hist[slot]++;
 	}
+	c->rows += d->rows;
+	add_shared_blocks(c, d);
 	if (d->plans > 0)
 	{
 		add_timing(&c->plan, c->plans, d->plan.total);
 		c->plans += d->plans;
 	}
-	c->rows += d->rows;
-	c->shared_blks_hit += d->shared_blks_hit;
-	c->shared_blks_read += d->shared_blks_read;
-	c->shared_blks_dirtied += d->shared_blks_dirtied;
-	c->shared_blks_written += d->shared_blks_written;
-	c->local_blks_hit += d->local_blks_hit;
-	c->local_blks_read += d->local_blks_read;
-	c->local_blks_dirtied += d->local_blks_dirtied;
-	c->local_blks_written += d->local_blks_written;
-	c->temp_blks_read += d->temp_blks_read;
-	c->temp_blks_written += d->temp_blks_written;
-	c->blk_read_time += d->blk_read_time;
-	c->blk_write_time += d->blk_write_time;
-	c->temp_blk_read_time += d->temp_blk_read_time;
-	c->temp_blk_write_time += d->temp_blk_write_time;
-	c->cpu_user_time += d->cpu_user_time;
-	c->cpu_sys_time += d->cpu_sys_time;
-	c->wal_records += d->wal_records;
-	c->wal_fpi += d->wal_fpi;
-	c->wal_bytes += d->wal_bytes;
-	c->jit_functions += d->jit_functions;
-	c->jit_generation_time += d->jit_generation_time;
-	c->jit_inlining_count += d->jit_inlining_count;
-	c->jit_inlining_time += d->jit_inlining_time;
-	c->jit_optimization_count += d->jit_optimization_count;
-	c->jit_optimization_time += d->jit_optimization_time;
-	c->jit_emission_count += d->jit_emission_count;
-	c->jit_emission_time += d->jit_emission_time;
+	add_rare_counters(c, d);
 	if (x->elevel > 0)
 	{
 		e->elevel = (uint8) x->elevel;
@@ -578,20 +632,10 @@ set_message(PgsmEntry *e, const char *message)
 	e->text[PGSM_T_MESSAGE] = ref;
 }
 
+/* the client's address, for keys; the same for the whole life of a backend */
 static void
-build_key(PgsmKey *key, const PgsmExecution *x)
+client_of(PgsmKey *key)
 {
-	const char *app = application_name ? application_name : "";
-
-	memset(key, 0, sizeof(*key));
-	key->queryid = x->queryid;
-	key->top_queryid = x->top_queryid;
-	key->planid = x->planid;
-	key->toplevel = x->toplevel;
-	key->userid = GetUserId();
-	key->dbid = MyDatabaseId;
-	key->appname_hash = pgsm_hash_bytes(app, strlen(app));
-	key->kind = PGSM_KIND_STATEMENT;
 	if (MyProcPort == NULL)
 		return;
 	if (MyProcPort->raddr.addr.ss_family == AF_INET)
@@ -608,6 +652,51 @@ build_key(PgsmKey *key, const PgsmExecution *x)
 		key->client_family = AF_INET6;
 		memcpy(key->client_addr, &sin6->sin6_addr, 16);
 	}
+}
+
+/*
+ * The hash of application_name, computed again only when the setting's
+ * string changes (compared by address, then by content, since a freed
+ * string's address can come back).
+ */
+static uint64
+appname_hash(void)
+{
+	static const char *last = NULL;
+	static char last_copy[NAMEDATALEN];
+	static uint64 hash = 0;
+	const char *app = application_name ? application_name : "";
+
+	if (app != last || strncmp(app, last_copy, NAMEDATALEN) != 0)
+	{
+		hash = pgsm_hash_bytes(app, strlen(app));
+		strlcpy(last_copy, app, NAMEDATALEN);
+		last = app;
+	}
+	return hash;
+}
+
+static void
+build_key(PgsmKey *key, const PgsmExecution *x)
+{
+	static PgsmKey client;
+	static bool client_known = false;
+
+	if (!client_known)
+	{
+		memset(&client, 0, sizeof(client));
+		client_of(&client);
+		client_known = true;
+	}
+	memcpy(key, &client, sizeof(*key));
+	key->queryid = x->queryid;
+	key->top_queryid = x->top_queryid;
+	key->planid = x->planid;
+	key->toplevel = x->toplevel;
+	key->userid = GetUserId();
+	key->dbid = MyDatabaseId;
+	key->appname_hash = appname_hash();
+	key->kind = PGSM_KIND_STATEMENT;
 }
 
 void
@@ -631,6 +720,13 @@ count_loss(const PgsmExecution *x, bool dropped)
 	pgsm_shared->overflowed_calls += x->delta.calls;
 	SpinLockRelease(&pgsm_shared->mutex);
 }
+
+/*
+ * Set while this backend makes an entry, the only part of storing that
+ * can raise an error (the fast path only looks up and adds): an error
+ * report arriving meanwhile is not recorded.
+ */
+bool		pgsm_in_store = false;
 
 /* the slow path: make the entry (or use the overflow row) under EXCLUSIVE */
 static void
@@ -700,7 +796,16 @@ pgsm_store(PgsmExecution *x)
 			return;
 		}
 	}
-	store_new(&key, x);
+	pgsm_in_store = true;
+	PG_TRY();
+	{
+		store_new(&key, x);
+	}
+	PG_FINALLY();
+	{
+		pgsm_in_store = false;
+	}
+	PG_END_TRY();
 }
 
 /* ---------------------------------------------------------------- readers */
