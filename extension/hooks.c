@@ -55,10 +55,15 @@ static uint64 pgsm_plan_queryid = 0;
 static int	pgsm_plan_nesting = -1;
 static double pgsm_plan_ms = 0;
 
-/* the CPU time at ExecutorStart, found again by ExecutorEnd (only when measured) */
+/*
+ * An execution that ExecutorStart saw while tracking was on, found again by
+ * ExecutorEnd (the level or the settings may differ by then: a cursor opened
+ * in a function can end at commit), with its CPU time at the start
+ */
 typedef struct PgsmRun
 {
 	QueryDesc  *query;
+	bool		cpu;			/* start is valid */
 	struct rusage start;
 	MemoryContextCallback unlink;
 	struct PgsmRun *prev;
@@ -107,7 +112,9 @@ run_begin(QueryDesc *query)
 	PgsmRun    *run = MemoryContextAlloc(cxt, sizeof(PgsmRun));
 
 	run->query = query;
-	getrusage(PGSM_RUSAGE_WHO, &run->start);
+	run->cpu = pgsm_track_cpu_time;
+	if (run->cpu)
+		getrusage(PGSM_RUSAGE_WHO, &run->start);
 	run->prev = NULL;
 	run->next = pgsm_runs;
 	if (pgsm_runs)
@@ -350,8 +357,7 @@ pgsm_ExecutorStart(QueryDesc *query, int eflags)
 		query->totaltime = InstrAlloc(1, INSTRUMENT_ALL, false);
 		MemoryContextSwitchTo(old);
 	}
-	if (pgsm_track_cpu_time)
-		run_begin(query);
+	run_begin(query);
 }
 
 static void
@@ -391,7 +397,6 @@ pgsm_ExecutorFinish(QueryDesc *query)
 	PG_END_TRY();
 }
 
-/* run is NULL when CPU time was not measured */
 static void
 store_execution(QueryDesc *query, PgsmRun *run)
 {
@@ -409,7 +414,7 @@ store_execution(QueryDesc *query, PgsmRun *run)
 	add_wal(&x.delta, &query->totaltime->walusage);
 	if (query->estate->es_jit)
 		add_jit(&x.delta, &query->estate->es_jit->instr);
-	if (run != NULL)
+	if (run->cpu)
 		add_cpu(&x.delta, &run->start);
 	x.source_text = query->sourceText;
 	x.stmt_location = stmt->stmt_location;
@@ -434,10 +439,9 @@ store_execution(QueryDesc *query, PgsmRun *run)
 static void
 pgsm_ExecutorEnd(QueryDesc *query)
 {
-	PgsmRun    *run = pgsm_runs ? run_find(query) : NULL;
+	PgsmRun    *run = run_find(query);
 
-	if (query->totaltime && query->plannedstmt->queryId != UINT64CONST(0) &&
-		pgsm_enabled(pgsm_nesting))
+	if (run && query->totaltime && pgsm_enabled(pgsm_nesting))
 		store_execution(query, run);
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(query);
