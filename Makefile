@@ -25,8 +25,9 @@ include $(PGXS)
 PLPYTHON   ?= /usr/bin/python3
 PYDIR       = $(pkglibdir)/pg_stat_monitor/$(RELEASE)
 
-# every object is rebuilt when a shared header changes (the entry layout is in pgsm.h)
-$(OBJS): $(wildcard extension/*.h)
+# every object and its JIT bitcode is rebuilt when a shared header changes (the entry
+# layout is in pgsm.h)
+$(OBJS) $(OBJS:.o=.bc): $(wildcard $(srcdir)/extension/*.h)
 
 plpy_modules/pgsm/_version.py: $(CONTROL)
 	printf '"""The package version, generated from the control file."""\n\n__version__ = "%s"\n' '$(RELEASE)' > $@

@@ -154,8 +154,19 @@ pgsm_load_dump(void)
 
 	if (file == NULL)
 		return;
-	if (!read_exact(file, &hdr, sizeof(hdr)) || hdr.magic != PGSM_DUMP_MAGIC ||
-		hdr.format != PGSM_DUMP_FORMAT || hdr.entry_size != pgsm_entry_size() ||
+	if (!read_exact(file, &hdr, sizeof(hdr)))
+	{
+		ereport(LOG, (errmsg("ignoring a truncated pg_stat_monitor statistics file")));
+		goto done;
+	}
+	if (hdr.magic == PGSM_DUMP_MAGIC && hdr.format != PGSM_DUMP_FORMAT)
+	{
+		ereport(LOG,
+				(errmsg("ignoring pg_stat_monitor statistics saved by a build with another file format (%u, this build reads %u)",
+						hdr.format, PGSM_DUMP_FORMAT)));
+		goto done;
+	}
+	if (hdr.magic != PGSM_DUMP_MAGIC || hdr.entry_size != pgsm_entry_size() ||
 		hdr.hist_slots != (uint32) pgsm_hist_slots)
 	{
 		ereport(LOG,

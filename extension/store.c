@@ -261,8 +261,13 @@ temp_context(void)
 int64
 pgsm_bucket_of(TimestampTz ts)
 {
-	int64		secs = (ts / USECS_PER_SEC) + PGSM_UNIX_EPOCH_SECS;
-	int64		r = secs % pgsm_bucket_time;
+	int64		secs = ts / USECS_PER_SEC;
+	int64		r;
+
+	if (ts < 0 && ts % USECS_PER_SEC != 0)
+		secs--;					/* floor, as the cached bounds are */
+	secs += PGSM_UNIX_EPOCH_SECS;
+	r = secs % pgsm_bucket_time;
 
 	if (r < 0)
 		r += pgsm_bucket_time;
@@ -564,7 +569,10 @@ add_rare_counters(PgsmCounters *c, const PgsmCounters *d)
 		c->wal_fpi += d->wal_fpi;
 		c->wal_bytes += d->wal_bytes;
 	}
-	if (d->jit_functions != 0 || d->jit_generation_time != 0)
+	if (d->jit_functions | d->jit_inlining_count | d->jit_optimization_count |
+		d->jit_emission_count || d->jit_generation_time != 0 ||
+		d->jit_inlining_time != 0 || d->jit_optimization_time != 0 ||
+		d->jit_emission_time != 0)
 	{
 		c->jit_functions += d->jit_functions;
 		c->jit_generation_time += d->jit_generation_time;
@@ -663,14 +671,18 @@ static uint64
 appname_hash(void)
 {
 	static const char *last = NULL;
-	static char last_copy[NAMEDATALEN];
+	static char *last_copy = NULL;
 	static uint64 hash = 0;
 	const char *app = application_name ? application_name : "";
 
-	if (app != last || strncmp(app, last_copy, NAMEDATALEN) != 0)
+	if (app != last || last_copy == NULL || strcmp(app, last_copy) != 0)
 	{
+		char	   *copy = MemoryContextStrdup(TopMemoryContext, app);
+
+		if (last_copy != NULL)
+			pfree(last_copy);
+		last_copy = copy;
 		hash = pgsm_hash_bytes(app, strlen(app));
-		strlcpy(last_copy, app, NAMEDATALEN);
 		last = app;
 	}
 	return hash;

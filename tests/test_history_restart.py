@@ -129,3 +129,33 @@ def test_sigkill_of_a_busy_backend_keeps_history_and_recording(srv: PgServer) ->
     assert exported == 1
     assert seen == [(1,)]
     assert dups == []
+
+
+DUMP = "pg_stat/pg_stat_monitor.stat"
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("older format", "saved by a build with another file format (1, this build reads 2)"),
+    ("truncated", "ignoring a truncated pg_stat_monitor statistics file"),
+])
+def test_unreadable_dump_is_logged_and_removed(srv: PgServer, damage: str, message: str) -> None:
+    """A dump of another file format, or one cut inside its header, is not loaded: the log says
+    why, the server starts, the file is removed, and recording goes on."""
+    sql = f"SELECT count(*) FROM hist_restart_a WHERE a = {len(damage)}"
+    with srv.connect() as conn:
+        conn.execute(sql)
+    srv.stop("fast")
+    dump = srv.datadir / DUMP
+    data = dump.read_bytes()
+    assert int.from_bytes(data[4:8], "little") == 2  # the format this build writes
+    if damage == "older format":
+        dump.write_bytes(data[:4] + (1).to_bytes(4, "little") + data[8:])
+    else:
+        dump.write_bytes(data[:6])
+    srv.start()
+    assert message in srv.log()
+    assert not dump.exists()
+    with srv.connect() as conn:
+        assert calls_of(conn, LIVE, sql) == 0
+        conn.execute(sql)
+        assert calls_of(conn, LIVE, sql) == 1
