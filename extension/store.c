@@ -22,7 +22,9 @@
  *	"lock" below.
  *	- A statement whose entry exists takes the lock SHARED, looks its entry
  *	  up and adds its counters under the entry's spinlock.  It never takes
- *	  the lock exclusively and never scans.
+ *	  the lock exclusively and never scans.  It writes only the counter
+ *	  groups it used; the always-used ones sit next to the spinlock, so
+ *	  backends running the same statement share few cache lines.
  *	- The first execution of a statement in a bucket prepares its texts
  *	  without the lock, then takes it EXCLUSIVE just to insert.
  *	- Readers copy entries under the SHARED lock (counters under each
