@@ -35,21 +35,29 @@ def test_temporary_table_scan_counts_local_blocks(conn: psycopg.Connection[Any])
     assert row["temp_blks_written"] == 0
 
 
+def run_twice(conn: psycopg.Connection[Any], query: str,
+              settings: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The query's row after one run and after a second, under session settings that are
+    reset afterwards."""
+    for name, value in settings.items():
+        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    try:
+        reset(conn)
+        conn.execute(query)
+        [first] = stats(conn, "query = %s", query)
+        conn.execute(query)
+        [second] = stats(conn, "query = %s", query)
+    finally:
+        for name in settings:
+            conn.execute(f"RESET {name}")
+    return first, second
+
+
 def test_sort_spilling_to_disk_counts_temp_blocks_and_their_time(
         conn: psycopg.Connection[Any]) -> None:
     """A sort larger than work_mem writes and reads temporary blocks; with track_io_timing the
     time is counted; a second run adds the same number of blocks again."""
-    conn.execute("SET work_mem = '64kB'")
-    conn.execute("SET track_io_timing = on")
-    try:
-        reset(conn)
-        conn.execute(SORT)
-        [first] = stats(conn, "query = %s", SORT)
-        conn.execute(SORT)
-        [second] = stats(conn, "query = %s", SORT)
-    finally:
-        conn.execute("RESET work_mem")
-        conn.execute("RESET track_io_timing")
+    first, second = run_twice(conn, SORT, {"work_mem": "64kB", "track_io_timing": "on"})
     assert first["temp_blks_written"] > 0
     assert first["temp_blks_read"] > 0
     assert first["temp_blk_write_time"] > 0
@@ -62,21 +70,12 @@ def test_sort_spilling_to_disk_counts_temp_blocks_and_their_time(
 
 def test_jit_compiled_statement_counts_functions_and_times(conn: psycopg.Connection[Any]) -> None:
     """With JIT forced on, a statement counts JIT functions and generation time, twice as many
-    functions after two runs."""
-    if not one(conn, "SELECT pg_jit_available()"):
-        pytest.skip("LLVM JIT is not available on this server")
+    functions after two runs.  The server package ships LLVM JIT, so it must be available."""
+    assert one(conn, "SELECT pg_jit_available()") is True
     query = "SELECT sum(a) FROM generate_series(1, 1000) AS live_usage_jit(a)"
-    for setting in ("jit = on", "jit_above_cost = 0", "jit_optimize_above_cost = 0",
-                    "jit_inline_above_cost = 0"):
-        conn.execute(f"SET {setting}")
-    try:
-        reset(conn)
-        conn.execute(query)
-        [first] = stats(conn, "query = %s", query)
-        conn.execute(query)
-        [second] = stats(conn, "query = %s", query)
-    finally:
-        conn.execute("RESET ALL")
+    first, second = run_twice(conn, query, {
+        "jit": "on", "jit_above_cost": "0", "jit_optimize_above_cost": "0",
+        "jit_inline_above_cost": "0"})
     assert first["jit_functions"] > 0
     assert first["jit_generation_time"] > 0
     assert first["jit_emission_count"] >= 1
