@@ -70,8 +70,7 @@ def test_definer_owner_sees_no_caller_text(
 
 def test_failed_definer_call_counts_under_the_caller(
         conn: psycopg.Connection[Any], server: PgServer, definer: None) -> None:
-    """g()'s ERROR is one call of the caller (elevel 21, 'boom'); no row of the owner has
-    the caller's statements (f()'s WARNING included)."""
+    """g()'s ERROR is one call of the caller (elevel 21); no owner row holds the caller's calls."""
     reset(conn)
     run_as_caller(server)
     caller, owner = role_oid(conn, CALLER), role_oid(conn, OWNER)

@@ -34,11 +34,9 @@ def srv(make_server: ServerFactory) -> PgServer:
 
 @pytest.mark.slow
 def test_exported_bucket_shows_all_its_statements_in_the_view(srv: PgServer) -> None:
-    """450 statements, exported (300 + '<other>' in history): the view still shows all 450.
-
-    Read after a second export and a worker pass, 1.6 s after the bucket ended: it stays in
-    the window (two 5-second buckets) for 3 s more.
-    """
+    """450 statements, exported (300 + '<other>' in history): the view still shows all 450."""
+    # read after a second export and a worker pass, 1.6 s after the bucket ended: it stays in
+    # the window (two 5-second buckets) for 3 s more
     wait_for_bucket_room(srv, 3.0)
     with srv.connect() as conn:
         bucket = one(conn, "SELECT current_bucket_start FROM pg_stat_monitor_info")
