@@ -17,8 +17,11 @@
  * No policy here: the tick decides what to do.  It finds that function
  * through the catalog caches, not SQL, as the zero-argument function of
  * that name that belongs to extension pg_stat_monitor, so nothing a
- * database owner sets (search_path, operators) takes part; its session
- * settings are pinned for the same reason.  When the extension is not
+ * database owner creates (operators, functions) takes part; every setting
+ * the database or a role applied when it connected (role, search_path,
+ * exit_on_error ...) goes back to the server's value, and a few are pinned.
+ * One worker at a time: it claims the worker slot in shared memory, and a
+ * launcher that restarted finds a running worker there.  When the extension is not
  * created there, it logs that once and discards like the launcher.
  *
  * Neither busy-loops: passes are at least PGSM_MIN_PASS_GAP_MS apart, however
@@ -47,6 +50,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/catcache.h"
@@ -96,7 +100,7 @@ start_process(void)
 static void
 forget_latch(int code, Datum arg)
 {
-	pgsm_set_worker_latch(NULL);
+	pgsm_release_worker(MyLatch);
 }
 
 /* sleep until woken or the interval ends, but at least the minimum gap */
@@ -126,13 +130,77 @@ discard_old_buckets(void)
 
 /* ---------------------------------------------------------------- the worker */
 
-/* settings a database or role could set for this session, pinned */
-static void
-pin_settings(void)
+/* a setting's entry in the GUC table, by name */
+static struct config_generic *
+find_option_for_restore(const char *name)
 {
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (strcmp(vars[i]->name, name) == 0)
+			return vars[i];
+	}
+	return NULL;
+}
+
+/* the server's own value of every setting, read before connecting */
+typedef struct PgsmSavedSetting
+{
+	char	   *name;
+	char	   *value;
+} PgsmSavedSetting;
+
+static PgsmSavedSetting *pgsm_saved = NULL;
+static int	pgsm_nsaved = 0;
+
+static void
+save_settings(void)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	pgsm_saved = MemoryContextAlloc(TopMemoryContext, sizeof(PgsmSavedSetting) * n);
+	for (i = 0; i < n; i++)
+	{
+		const char *value = GetConfigOption(vars[i]->name, true, false);
+
+		if (value == NULL)
+			continue;
+		pgsm_saved[pgsm_nsaved].name = MemoryContextStrdup(TopMemoryContext, vars[i]->name);
+		pgsm_saved[pgsm_nsaved].value = MemoryContextStrdup(TopMemoryContext, value);
+		pgsm_nsaved++;
+	}
+}
+
+/*
+ * Undo what the database's owner (ALTER DATABASE ... SET) or a role setting
+ * applied to this session when it connected: role, exit_on_error,
+ * search_path, DateStyle ... all go back to the server's values, then a few
+ * are pinned.  Nothing set for the database decides how the worker runs.
+ */
+static void
+restore_settings(void)
+{
+	int			i;
+
+	for (i = 0; i < pgsm_nsaved; i++)
+	{
+		struct config_generic *var = find_option_for_restore(pgsm_saved[i].name);
+
+		if (var == NULL || (var->source != PGC_S_DATABASE && var->source != PGC_S_USER &&
+							var->source != PGC_S_DATABASE_USER))
+			continue;
+		(void) set_config_option(pgsm_saved[i].name, pgsm_saved[i].value, PGC_SUSET,
+								 PGC_S_OVERRIDE, GUC_ACTION_SET, true, DEBUG1, false);
+	}
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("exit_on_error", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
@@ -237,10 +305,13 @@ pgsm_worker_main(Datum arg)
 	MemoryContext pass_cxt;
 
 	start_process();
+	save_settings();
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
 	pgstat_report_appname(PGSM_WORKER_NAME);
-	pin_settings();
-	pgsm_set_worker_latch(MyLatch);
+	restore_settings();
+	/* one worker at a time: a launcher that restarted may not know this one */
+	if (!pgsm_claim_worker(MyLatch))
+		proc_exit(0);
 	before_shmem_exit(forget_latch, (Datum) 0);
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "pg_stat_monitor worker pass",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -328,14 +399,18 @@ launcher_pass(BackgroundWorkerHandle *worker)
 		return worker;
 	if (worker != NULL)
 		pfree(worker);
+	/* a worker started before this launcher restarted is still at work */
+	if (pgsm_worker_running(MyLatch))
+		return NULL;
 	db = worker_database();
 	if (OidIsValid(db))
 	{
 		pgsm_missing_logged = false;
+		pgsm_release_worker(MyLatch);
 		return start_worker(db);
 	}
 	log_missing_database();
-	pgsm_set_worker_latch(MyLatch);
+	(void) pgsm_claim_worker(MyLatch);
 	discard_old_buckets();
 	return NULL;
 }

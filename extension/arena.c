@@ -83,6 +83,17 @@ pgsm_arena_usage(int64 *size, int64 *used, int64 *max_texts, int64 *texts)
 	*texts = hash_get_num_entries(pgsm_texts);
 }
 
+/*
+ * Whether 'ntexts' new texts of 'bytes' in all would fit, counting the
+ * garbage a compaction would give back.
+ */
+bool
+pgsm_arena_has_room(Size bytes, int ntexts)
+{
+	return hash_get_num_entries(pgsm_texts) + ntexts <= arena->max_texts &&
+		arena->used - arena->garbage + bytes <= arena->size;
+}
+
 /* the bytes of a text in place, or NULL (len -1) for none */
 char *
 pgsm_text_peek(PgsmTextRef ref, int *len)

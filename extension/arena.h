@@ -14,6 +14,7 @@
 extern Size pgsm_arena_memsize(long max_texts, Size arena_size);
 extern void pgsm_arena_startup(long max_texts, Size arena_size);
 extern void pgsm_arena_usage(int64 *size, int64 *used, int64 *max_texts, int64 *texts);
+extern bool pgsm_arena_has_room(Size bytes, int ntexts);
 extern PgsmTextRef pgsm_text_store(const char *data, Size len);
 extern void pgsm_text_release(PgsmTextRef ref);
 extern char *pgsm_text_copy(PgsmTextRef ref, int *len);

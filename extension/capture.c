@@ -253,9 +253,13 @@ pgsm_capture(PgsmExecution *x)
 	{
 		capture_new(&key, x);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		/* out of memory preparing the texts: the store is unchanged, count the call */
 		pgsm_in_store = false;
+		pgsm_count_dropped(x->delta.calls, x->exec_ms);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	pgsm_in_store = false;
 }

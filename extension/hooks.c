@@ -223,7 +223,8 @@ static void
 set_top(uint64 queryid, const char *source, int location, int len)
 {
 	pgsm_top_queryid = queryid;
-	pgsm_top_userid = source ? GetUserId() : InvalidOid;
+	/* the role outside any SECURITY DEFINER function: the one that sent it */
+	pgsm_top_userid = source ? GetOuterUserId() : InvalidOid;
 	pgsm_top_source = source;
 	pgsm_top_location = location;
 	pgsm_top_len = len;
@@ -555,6 +556,13 @@ pgsm_emit_log(ErrorData *edata)
 
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
+	/* the SQL scanner, run again by text.c, repeats what the parser said already */
+	if (pgsm_scanning)
+	{
+		edata->output_to_client = false;
+		edata->output_to_server = false;
+		return;
+	}
 
 	if (pgsm_in_store || edata->elevel < WARNING || edata->elevel > ERROR ||
 		debug_query_string == NULL || MyProc == NULL || !IsUnderPostmaster ||
@@ -567,9 +575,8 @@ pgsm_emit_log(ErrorData *edata)
 	memset(&x, 0, sizeof(x));
 	x.queryid = queryid;
 	x.toplevel = true;
-	/* inside a SECURITY DEFINER function: the role that sent the statement */
-	if (pgsm_top_source != NULL)
-		x.userid = pgsm_top_userid;
+	/* the role that sent the statement, also inside a SECURITY DEFINER function */
+	x.userid = GetOuterUserId();
 	/* an error after the statement was stored (at commit, say) is not another call */
 	x.delta.calls = (edata->elevel >= ERROR &&
 					 !(pgsm_top_stored && pgsm_top_stored_queryid == queryid)) ? 1 : 0;

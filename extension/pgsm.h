@@ -4,13 +4,15 @@
  *		Shared declarations of pg_stat_monitor's C core: settings, the
  *		shared-memory entry layout, and the interfaces between its rooms.
  *
- * Who calls whom (no two files call each other):
- *	hooks.c ─► capture.c ─► store.c ─► arena.c, histogram.c
- *	   │          └──────► text.c
- *	   └─────► fdwtag.c
- *	readers.c, handoff.c, persist.c, worker.c ─► store.c
- *	pg_stat_monitor.c ─► store.c, persist.c, hooks.c, worker.c
- *
+ * Who calls whom: every arrow points down this list, and no two files
+ * call each other (tests/unit/test_c_structure.py checks the objects).
+ *	readers.c, handoff.c	SQL-callable readers; the commit-time hand-off
+ *	pg_stat_monitor.c		entry point; small upstream SQL functions
+ *	worker.c, persist.c		background processes; dump and reload
+ *	hooks.c					the statement hooks
+ *	fdwtag.c, capture.c		remote SQL tags; an execution becomes key and texts
+ *	store.c, text.c			the shared table; SQL lexing rules
+ *	arena.c, histogram.c, guc.c
  *-------------------------------------------------------------------------
  */
 #ifndef PGSM_H
@@ -262,7 +264,10 @@ extern int64 pgsm_bucket_of(TimestampTz ts);
 extern int64 pgsm_current_bucket(void);
 extern int64 pgsm_window_start(void);
 extern void pgsm_reset_all(void);
-extern void pgsm_set_worker_latch(Latch *latch);
+extern bool pgsm_claim_worker(Latch *latch);
+extern bool pgsm_claim_worker_from_dead(Latch *latch);
+extern bool pgsm_worker_running(Latch *mine);
+extern void pgsm_release_worker(Latch *latch);
 extern void pgsm_wake_worker(void);
 
 /* read side, for readers.c: a copy of one entry with its texts */
@@ -349,6 +354,9 @@ extern char *pgsm_cut_text(const char *text, int len, int max_len, int *out_len)
 extern char *pgsm_normalize(const char *text, int len, int *out_len);
 extern uint64 pgsm_text_query_id(const char *text, int len);
 extern char *pgsm_extract_comments_of(const char *text, int len);
+extern bool pgsm_scanning;
+
+/* ---- arena.c ---- */
 extern uint64 pgsm_hash_bytes(const char *data, Size len);
 
 /* ---- fdwtag.c: the coordinator tags postgres_fdw's remote SQL ---- */

@@ -18,6 +18,8 @@
 
 #include "catalog/pg_authid.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_conversion.h"
+#include "catalog/pg_namespace_d.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type_d.h"
 #include "commands/dbcommands.h"
@@ -126,6 +128,38 @@ valid_text(const char *s, int encoding)
 	return buf.data;
 }
 
+/* a text no conversion can read: its ASCII kept, every other byte '?' */
+static char *
+ascii_only(const char *s)
+{
+	char	   *out = pstrdup(s);
+	char	   *c;
+
+	for (c = out; *c; c++)
+	{
+		if (IS_HIGHBIT_SET(*c))
+			*c = '?';
+	}
+	return out;
+}
+
+/* the function of the built-in (pg_catalog) default conversion between two encodings */
+static Oid
+conversion_proc(int from, int to)
+{
+	static int	cached_from = -1,
+				cached_to = -1;
+	static Oid	cached_proc = InvalidOid;
+
+	if (from != cached_from || to != cached_to)
+	{
+		cached_proc = FindDefaultConversion(PG_CATALOG_NAMESPACE, from, to);
+		cached_from = from;
+		cached_to = to;
+	}
+	return cached_proc;
+}
+
 /*
  * A text of another database's encoding in this one's: converted as far as
  * it goes, each character that has no equivalent shown as '?'.
@@ -142,8 +176,8 @@ converted_text(const char *s, int from)
 	if (from == to || to == PG_SQL_ASCII)
 		return valid_text(s, to);
 	s = valid_text(s, from);
-	if (from == PG_SQL_ASCII || (proc = FindDefaultConversionProc(from, to)) == InvalidOid)
-		return valid_text(s, to);
+	if (from == PG_SQL_ASCII || !OidIsValid(proc = conversion_proc(from, to)))
+		return ascii_only(s);
 	initStringInfo(&buf);
 	src = (const unsigned char *) s;
 	left = strlen(s);

@@ -18,12 +18,13 @@
  *
  * Locking: every shared structure and what protects it
  *	pgsm_entries (the table: which keys exist), the text arena and its text
- *	table (arena.c), the text references of entries, and the header fields
- *	marked "lock": shared->lock, one LWLock.
- *	The counters, cmd_type, elevel and sqlcode of an entry: the entry's
- *	spinlock (e->mutex), taken under the lock in either mode.
- *	The loss counters and the worker latch: shared->mutex, a spinlock held
- *	for a few instructions.
+ *	table (arena.c), the text references of entries, their pgsm_query_id,
+ *	query_cut, unscanned and encoding, and the header fields marked "lock":
+ *	shared->lock, one LWLock.
+ *	The counters, the histogram, cmd_type, elevel and sqlcode of an entry:
+ *	the entry's spinlock (e->mutex), taken under the lock in either mode.
+ *	The loss counters and the worker's latch and pid: shared->mutex, a
+ *	spinlock held for a few instructions.
  *	shared->newest_bucket: an atomic, no lock.
  *
  *	Who takes shared->lock, and how:
@@ -32,18 +33,21 @@
  *	  under the entry's spinlock.  It writes only the counter groups it
  *	  used; the always-used ones sit next to the spinlock, so backends
  *	  running the same statement share few cache lines.
- *	- The first execution of a statement in a bucket prepares its texts
- *	  without the lock (capture.c), then takes it EXCLUSIVE to insert.  This
- *	  slow path may compact the arena (only when that makes the room asked
- *	  for) and, when the table or the arena is full, let the oldest exported
- *	  bucket go: both scan under the EXCLUSIVE lock, both only when full.
+ *	- A statement whose entry does not exist yet (or was made by an error
+ *	  report) misses on the fast path, prepares its texts without the lock
+ *	  (capture.c), then takes it EXCLUSIVE to insert.  This slow path may
+ *	  compact the arena (only when that makes the room asked for) and, when
+ *	  the table or the arena lacks that room, let exported buckets go,
+ *	  oldest first, until it has it: both scan under the EXCLUSIVE lock.
  *	- Every WARNING or ERROR report of a tracked statement takes the slow
  *	  path, EXCLUSIVE, to record its message.
- *	- Readers copy entries under the SHARED lock (counters under each
- *	  entry's spinlock), so reading does not block statements.
- *	- Freezing buckets, marking them exported (at an export's commit),
- *	  releasing or discarding buckets and reset take it EXCLUSIVE; they run
- *	  in the exporter or the worker, never on the statement path.
+ *	- Readers (the view, the export, pg_stat_monitor_info) hold it SHARED
+ *	  while they copy every entry and its texts: statements on the fast path
+ *	  go on, those on the slow path wait for the copy.
+ *	- Freezing buckets, marking them exported (in the commit callback of an
+ *	  export, a scan that cannot fail), releasing exported buckets (the
+ *	  worker, each freeze, pgsm_release_exported()), discarding and reset
+ *	  (any backend calling pg_stat_monitor_reset()) take it EXCLUSIVE.
  *
  * Buckets
  *	A bucket is a time slice: its start is the clock rounded down to a
@@ -54,8 +58,8 @@
  *	a frozen bucket never changes and is exported exactly once.  When the
  *	export commits, shared->exported_below moves past its buckets.  They
  *	stay in memory, every row of them, so that the view shows them whole;
- *	they go when they leave the view's window (the worker) or, oldest
- *	first, when a new entry finds no room.  No other session (an old
+ *	they go when they have left the view's window (the worker's pass, each
+ *	freeze) or, oldest first, when a new entry finds no room.  No other session (an old
  *	snapshot, an open transaction, a replication slot) holds them back: a
  *	reader whose snapshot predates the export's commit may miss a bucket
  *	let go for room, never a call counted.
@@ -72,6 +76,7 @@
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -91,7 +96,8 @@ typedef struct PgsmShared
 	int64		dropped_calls;
 	double		dropped_exec_time;
 	int64		discarded_calls;	/* calls of buckets discarded unexported */
-	Latch	   *worker_latch;
+	Latch	   *worker_latch;	/* of the process doing the worker's job */
+	int			worker_pid;
 } PgsmShared;
 
 /* sizes, derived from the settings by pgsm_sizes() */
@@ -218,6 +224,7 @@ init_header(PgsmShared *sh)
 	sh->dropped_exec_time = 0;
 	sh->discarded_calls = 0;
 	sh->worker_latch = NULL;
+	sh->worker_pid = 0;
 }
 
 void
@@ -305,11 +312,63 @@ writable_bucket(void)
 	return Max(pgsm_current_bucket(), pgsm_shared->frozen_below);
 }
 
-void
-pgsm_set_worker_latch(Latch *latch)
+/*
+ * Take the worker's job (its latch is the one statements set); false if a
+ * live process other than this one has it.
+ */
+bool
+pgsm_claim_worker(Latch *latch)
+{
+	bool		taken;
+
+	SpinLockAcquire(&pgsm_shared->mutex);
+	taken = pgsm_shared->worker_latch != NULL && pgsm_shared->worker_latch != latch;
+	if (!taken)
+	{
+		pgsm_shared->worker_latch = latch;
+		pgsm_shared->worker_pid = MyProcPid;
+	}
+	SpinLockRelease(&pgsm_shared->mutex);
+	if (taken && !pgsm_worker_running(latch))
+		return pgsm_claim_worker_from_dead(latch);
+	return !taken;
+}
+
+/* whether another live process has the worker's job */
+bool
+pgsm_worker_running(Latch *mine)
+{
+	Latch	   *latch;
+	int			pid;
+
+	SpinLockAcquire(&pgsm_shared->mutex);
+	latch = pgsm_shared->worker_latch;
+	pid = pgsm_shared->worker_pid;
+	SpinLockRelease(&pgsm_shared->mutex);
+	return latch != NULL && latch != mine && BackendPidGetProc(pid) != NULL;
+}
+
+/* the job of a process that died without giving it back */
+bool
+pgsm_claim_worker_from_dead(Latch *latch)
 {
 	SpinLockAcquire(&pgsm_shared->mutex);
 	pgsm_shared->worker_latch = latch;
+	pgsm_shared->worker_pid = MyProcPid;
+	SpinLockRelease(&pgsm_shared->mutex);
+	return true;
+}
+
+/* give the worker's job back, if this process has it */
+void
+pgsm_release_worker(Latch *latch)
+{
+	SpinLockAcquire(&pgsm_shared->mutex);
+	if (pgsm_shared->worker_latch == latch)
+	{
+		pgsm_shared->worker_latch = NULL;
+		pgsm_shared->worker_pid = 0;
+	}
 	SpinLockRelease(&pgsm_shared->mutex);
 }
 
@@ -467,6 +526,17 @@ evict_oldest_exported(void)
 	return oldest != PG_INT64_MAX && remove_exported_below(oldest + 1) > 0;
 }
 
+/* whether an entry with these texts lacks room that letting buckets go can give */
+static bool
+room_short(const PgsmNewTexts *t)
+{
+	Size		bytes = t->query_len + t->top_query_len + strlen(t->appname) +
+		(t->comments ? strlen(t->comments) : 0) + t->plan_len + t->nrelids * sizeof(Oid);
+
+	return hash_get_num_entries(pgsm_entries) >= pgsm_size.max_entries - pgsm_size.reserve ||
+		!pgsm_arena_has_room(bytes, PGSM_NTEXTS);
+}
+
 /* a new entry for a key; NULL when the table or the arena is full */
 static PgsmEntry *
 insert_entry(const PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t)
@@ -511,7 +581,7 @@ create_entry(const PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t)
 	}
 	while ((e = insert_entry(key, x, t)) == NULL)
 	{
-		if (!evict_oldest_exported())
+		if (!room_short(t) || !evict_oldest_exported())
 			return NULL;
 	}
 	return e;

@@ -102,6 +102,9 @@ scan_all(char *src, pgsm_token_fn fn, void *arg)
  * parse's): that error is caught and false is returned.  Never call this
  * inside an error report, where catching is not possible.
  */
+/* set while this backend runs the scanner again: its notices are not repeated */
+bool		pgsm_scanning = false;
+
 static bool
 scan_tokens(const char *text, int len, pgsm_token_fn fn, void *arg)
 {
@@ -109,6 +112,7 @@ scan_tokens(const char *text, int len, pgsm_token_fn fn, void *arg)
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
 
+	pgsm_scanning = true;
 	PG_TRY();
 	{
 		scan_all(src, fn, arg);
@@ -120,6 +124,7 @@ scan_tokens(const char *text, int len, pgsm_token_fn fn, void *arg)
 		ok = false;
 	}
 	PG_END_TRY();
+	pgsm_scanning = false;
 	pfree(src);
 	return ok;
 }

@@ -99,3 +99,24 @@ def test_caller_and_superuser_see_the_callers_texts(
                          " WHERE query = 'SELECT count(*) FROM pg_class' AND NOT toplevel")
     assert nested == [{"top_query": None, "username": OWNER}]
     assert any(r["message"] == "boom" for r in everything if r["query"] == G_CALL)
+
+
+def test_deferred_definer_trigger_leaks_no_caller_text(
+        conn: psycopg.Connection[Any], server: PgServer, definer: None) -> None:
+    """A SECURITY DEFINER deferred trigger that warns at commit: its row counts under the caller."""
+    with server.connect(user=OWNER) as owner:
+        owner.execute(f"CREATE TABLE {SCHEMA}.d (a int)")
+        owner.execute(f"GRANT INSERT ON {SCHEMA}.d TO {CALLER}")
+        owner.execute(f"CREATE FUNCTION {SCHEMA}.t() RETURNS trigger LANGUAGE plpgsql"
+                      " SECURITY DEFINER AS $$ BEGIN PERFORM count(*) FROM pg_class;"
+                      " RAISE WARNING 'deferred w'; RETURN NULL; END $$")
+        owner.execute(f"CREATE CONSTRAINT TRIGGER dt AFTER INSERT ON {SCHEMA}.d"
+                      f" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.t()")
+    reset(conn)
+    with server.connect(user=CALLER) as caller:
+        caller.execute(f"INSERT INTO {SCHEMA}.d VALUES (1) /* caller-secret-3 */")
+    with server.connect(user=OWNER) as owner:
+        seen = leaks(owner)
+    warned = rows(conn, "SELECT username FROM pg_stat_monitor WHERE message = 'deferred w'")
+    assert seen == []
+    assert warned == [(CALLER,)]

@@ -70,3 +70,28 @@ def test_worker_exports_once_its_database_and_extension_exist(srv: PgServer) -> 
         exports = one(conn, "SELECT coalesce(exports, 0) FROM pg_stat_monitor_info")
     assert exported > 0
     assert exports > 0
+
+
+@pytest.mark.slow
+def test_a_restarted_launcher_leaves_one_worker(make_server: ServerFactory) -> None:
+    """The launcher is terminated and restarts: still exactly one worker, still exporting."""
+    srv = make_server(settings={"pg_stat_monitor.pgsm_bucket_time": "1",
+                                "pg_stat_monitor.pgsm_export_interval": "1"})
+
+    def workers() -> list[tuple[int]]:
+        return [(int(p),) for (p,) in srv.sql(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_stat_monitor worker'")]
+
+    first = poll(workers, lambda w: len(w) == 1, timeout=20)
+    srv.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE backend_type = 'pg_stat_monitor launcher'")
+    poll(lambda: srv.sql("SELECT count(*) FROM pg_stat_activity"
+                         " WHERE backend_type = 'pg_stat_monitor launcher'")[0][0],
+         lambda n: n == 1, timeout=30)
+    time.sleep(3)
+    before = srv.sql("SELECT exports FROM pg_stat_monitor_info")[0][0]
+    srv.sql("SELECT 1 AS launcher_restart_load")
+    after = poll(lambda: srv.sql("SELECT exports FROM pg_stat_monitor_info")[0][0],
+                 lambda n: n > before, timeout=20)
+    assert workers() == first
+    assert after > before

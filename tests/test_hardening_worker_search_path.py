@@ -13,6 +13,8 @@ from pgserver import PgServer
 
 WORKER_DB = "mdb"
 MALLORY = "mallory"
+# the test's own sessions in mdb ignore what mallory sets for it
+PINNED = "-c search_path=pg_catalog -c statement_timeout=0 -c exit_on_error=off"
 
 # every comparison the worker's catalog lookup could resolve through the search_path
 # (oid = oid, name = text, name = unknown, int2 = int4, ...), each a trap that makes
@@ -37,7 +39,7 @@ def srv(make_server: ServerFactory) -> PgServer:
 
 def exports(server: PgServer) -> int:
     """Exports the worker has made so far, read in its database with a pinned search_path."""
-    with server.connect(WORKER_DB, options="-c search_path=pg_catalog") as conn:
+    with server.connect(WORKER_DB, options=PINNED) as conn:
         return int(one(conn, "SELECT coalesce(exports, 0) FROM public.pg_stat_monitor_info"))
 
 
@@ -69,9 +71,38 @@ def test_database_owner_cannot_become_superuser_through_the_worker(srv: PgServer
             time.sleep(1)
     after = poll(lambda: exports(srv), lambda n: n >= before + 2, timeout=20)
     superuser = srv.sql("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [MALLORY])
-    with srv.connect(WORKER_DB, options="-c search_path=pg_catalog") as conn:
+    with srv.connect(WORKER_DB, options=PINNED) as conn:
         recent = one(conn, "SELECT last_export_at > now() - interval '10 seconds'"
                            " FROM public.pg_stat_monitor_info")
     assert superuser == [(False,)]
     assert after >= before + 2
     assert recent is True
+
+
+def worker_pid(server: PgServer) -> int:
+    """The pid of the worker process, waiting for it to be up."""
+    return int(poll(lambda: server.sql("SELECT max(pid) FROM pg_stat_activity"
+                                       " WHERE backend_type = 'pg_stat_monitor worker'")[0][0],
+                    lambda pid: pid is not None, timeout=20))
+
+
+@pytest.mark.slow
+def test_database_settings_do_not_decide_how_the_worker_runs(srv: PgServer) -> None:
+    """mdb's owner sets role, exit_on_error and statement_timeout for mdb: the worker ignores them."""
+    with srv.connect(WORKER_DB, user=MALLORY) as conn:
+        conn.execute(f"ALTER DATABASE {WORKER_DB} SET role = {MALLORY}")
+        conn.execute(f"ALTER DATABASE {WORKER_DB} SET exit_on_error = on")
+        conn.execute(f"ALTER DATABASE {WORKER_DB} SET statement_timeout = '1ms'")
+    srv.restart()
+    first = worker_pid(srv)
+    before = exports(srv)
+    with srv.connect() as conn:
+        for i in range(4):
+            conn.execute(f"SELECT {i} AS worker_settings_load")
+            time.sleep(1)
+    after = poll(lambda: exports(srv), lambda n: n >= before + 2, timeout=20)
+    last = worker_pid(srv)
+    superuser = srv.sql("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [MALLORY])
+    assert after >= before + 2
+    assert last == first
+    assert superuser == [(False,)]
