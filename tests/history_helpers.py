@@ -54,11 +54,11 @@ def export(conn: Conn) -> int:
 
     Outside a transaction, also let shared memory drop the exported buckets: they stay live
     until no snapshot older than the export's commit is left, and the next export (or
-    pgsm_freeze_buckets()) removes them.
+    pgsm_internal.pgsm_freeze_buckets()) removes them.
     """
     written = int(one(conn, "SELECT pg_stat_monitor_export()"))
     if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-        one(conn, "SELECT pgsm_freeze_buckets() IS NOT NULL")
+        one(conn, "SELECT pgsm_internal.pgsm_freeze_buckets() IS NOT NULL")
     return written
 
 

@@ -38,8 +38,8 @@ def test_pg_cron_job_exports_finished_buckets(make_server: ServerFactory) -> Non
                           timeout=90, interval=1)
     with srv.connect() as conn:
         # exported buckets leave memory once no older snapshot is left: the next export (or
-        # pgsm_freeze_buckets()) removes them
-        conn.execute("SELECT pgsm_freeze_buckets()")
+        # pgsm_internal.pgsm_freeze_buckets()) removes them
+        conn.execute("SELECT pgsm_internal.pgsm_freeze_buckets()")
         live = calls_of(conn, LIVE, sql)
         exports = rows(conn, "SELECT exports > 0 FROM pg_stat_monitor_info")
     assert ("succeeded",) in runs
