@@ -1,22 +1,42 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		The pg_stat_monitor background worker.  It waits on its latch
- *		(set when a bucket ends or the entry table fills) or a timeout, and
- *		on each wake calls the extension's SQL function pgsm_worker_tick()
- *		in pg_stat_monitor.pgsm_worker_database: export, partition
- *		maintenance.  No policy here: the tick decides what to do.
+ *		The pg_stat_monitor background processes.
  *
- * When the extension is not created in that database, the worker logs it
- * once and keeps shared memory from filling by discarding buckets that
- * have left the view's window, counting what it discards.
+ * The launcher ("pg_stat_monitor launcher", registered at preload) is
+ * connected to no database.  It checks that the database named by
+ * pg_stat_monitor.pgsm_worker_database exists and starts the worker there
+ * (a dynamic background worker it watches and starts again when it ends).
+ * While that database does not exist, the launcher says so once and keeps
+ * shared memory from filling itself: buckets that leave the view's window
+ * are discarded and counted.
+ *
+ * The worker ("pg_stat_monitor worker") waits on its latch (set when a
+ * bucket ends or the entry table fills) or a timeout, and on each wake
+ * calls the extension's pgsm_worker_tick(): export, partition maintenance.
+ * No policy here: the tick decides what to do.  It finds that function
+ * through the catalog caches, not SQL, as the zero-argument function of
+ * that name that belongs to extension pg_stat_monitor, so nothing a
+ * database owner sets (search_path, operators) takes part; its session
+ * settings are pinned for the same reason.  When the extension is not
+ * created there, it logs that once and discards like the launcher.
+ *
+ * Neither busy-loops: passes are at least PGSM_MIN_PASS_GAP_MS apart, however
+ * often the latch is set.
  *
  *-------------------------------------------------------------------------
  */
 #include "pgsm.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
-#include "executor/spi.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_proc.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -26,63 +46,136 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/catcache.h"
+#include "utils/syscache.h"
 
+PGDLLEXPORT void pgsm_launcher_main(Datum arg);
 PGDLLEXPORT void pgsm_worker_main(Datum arg);
-void		pgsm_register_worker(void);
 
+#define PGSM_LAUNCHER_NAME "pg_stat_monitor launcher"
 #define PGSM_WORKER_NAME "pg_stat_monitor worker"
+#define PGSM_MIN_PASS_GAP_MS 200L
 
 static bool pgsm_missing_logged = false;
+
+static void
+fill_worker(BackgroundWorker *w, const char *function, const char *name)
+{
+	memset(w, 0, sizeof(*w));
+	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	snprintf(w->bgw_library_name, BGW_MAXLEN, "pg_stat_monitor");
+	snprintf(w->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(w->bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(w->bgw_type, BGW_MAXLEN, "%s", name);
+}
 
 void
 pgsm_register_worker(void)
 {
-	BackgroundWorker worker;
+	BackgroundWorker launcher;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_stat_monitor");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "pgsm_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, PGSM_WORKER_NAME);
-	snprintf(worker.bgw_type, BGW_MAXLEN, PGSM_WORKER_NAME);
-	RegisterBackgroundWorker(&worker);
+	fill_worker(&launcher, "pgsm_launcher_main", PGSM_LAUNCHER_NAME);
+	launcher.bgw_restart_time = 5;
+	RegisterBackgroundWorker(&launcher);
 }
 
-/* the OID of the extension's tick function, or InvalidOid if not created */
-static Oid
-find_tick_function(void)
+/* signals, and the settings of a process that runs no client's SQL */
+static void
+start_process(void)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum("pg_stat_monitor")};
-	bool		isnull;
-	Oid			fn = InvalidOid;
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	pgsm_untracked_process = true;
+}
 
-	if (SPI_execute_with_args("SELECT p.oid FROM pg_catalog.pg_proc p"
-							  " JOIN pg_catalog.pg_extension e ON e.extnamespace = p.pronamespace"
-							  " WHERE e.extname = $1 AND p.proname = 'pgsm_worker_tick'"
-							  " AND p.pronargs = 0",
-							  1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-		fn = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull));
-	return fn;
+static void
+forget_latch(int code, Datum arg)
+{
+	pgsm_set_worker_latch(NULL);
+}
+
+/* sleep until woken or the interval ends, but at least the minimum gap */
+static void
+wait_for_work(void)
+{
+	(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, PGSM_MIN_PASS_GAP_MS,
+					 PG_WAIT_EXTENSION);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 pgsm_export_interval * 1000L - PGSM_MIN_PASS_GAP_MS, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
 }
 
 /* buckets that left the view's window, when nobody can export them */
 static void
 discard_old_buckets(void)
 {
-	int64		window_start = pgsm_current_bucket() -
-		(int64) (pgsm_max_buckets - 1) * pgsm_bucket_time;
-
 	pgsm_freeze_finished();
-	pgsm_discard_below(window_start);
+	pgsm_discard_below(pgsm_window_start());
+}
+
+/* ---------------------------------------------------------------- the worker */
+
+/* settings a database or role could set for this session, pinned */
+static void
+pin_settings(void)
+{
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
+					PGC_S_OVERRIDE);
+}
+
+/*
+ * The OID of the extension's tick function, or InvalidOid if the extension
+ * is not created: the catalog caches, no SQL.  Call inside a transaction.
+ */
+static Oid
+find_tick_function(void)
+{
+	Oid			ext = get_extension_oid("pg_stat_monitor", true);
+	Oid			fn = InvalidOid;
+	CatCList   *procs;
+	int			i;
+
+	if (!OidIsValid(ext))
+		return InvalidOid;
+	procs = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("pgsm_worker_tick"));
+	for (i = 0; i < procs->n_members; i++)
+	{
+		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(&procs->members[i]->tuple);
+
+		if (proc->pronargs == 0 &&
+			getExtensionOfObject(ProcedureRelationId, proc->oid) == ext)
+			fn = proc->oid;
+	}
+	ReleaseSysCacheList(procs);
+	return fn;
+}
+
+static void
+log_missing_extension(void)
+{
+	if (!pgsm_missing_logged)
+		ereport(LOG,
+				(errmsg("pg_stat_monitor worker found no pg_stat_monitor extension in database \"%s\"",
+						pgsm_worker_database),
+				 errdetail("Finished buckets are discarded once they leave the view's window, and counted in pg_stat_monitor_info."),
+				 errhint("Run CREATE EXTENSION pg_stat_monitor in that database, or set pg_stat_monitor.pgsm_worker_database.")));
+	pgsm_missing_logged = true;
 }
 
 static void
@@ -92,20 +185,13 @@ run_pass(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pg_stat_monitor worker pass");
 
 	tick = find_tick_function();
 	if (!OidIsValid(tick))
 	{
-		if (!pgsm_missing_logged)
-			ereport(LOG,
-					(errmsg("pg_stat_monitor worker found no pg_stat_monitor extension in database \"%s\"",
-							pgsm_worker_database),
-					 errdetail("Finished buckets are discarded once they leave the view's window, and counted in pg_stat_monitor_info."),
-					 errhint("Run CREATE EXTENSION pg_stat_monitor in that database, or set pg_stat_monitor.pgsm_worker_database.")));
-		pgsm_missing_logged = true;
+		log_missing_extension();
 		discard_old_buckets();
 	}
 	else
@@ -113,19 +199,12 @@ run_pass(void)
 		pgsm_missing_logged = false;
 		if (pgsm_export_auto)
 			OidFunctionCall0(tick);
+		/* exported buckets that left the window, even when pg_cron exports */
+		pgsm_release_exported(pgsm_window_start());
 	}
 
-	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-
-	/* with the export committed, memory can let go of what it moved */
-	if (OidIsValid(tick))
-	{
-		StartTransactionCommand();
-		pgsm_remove_exported();
-		CommitTransactionCommand();
-	}
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -152,24 +231,15 @@ run_pass_guarded(MemoryContext pass_cxt)
 	MemoryContextReset(pass_cxt);
 }
 
-static void
-forget_latch(int code, Datum arg)
-{
-	pgsm_set_worker_latch(NULL);
-}
-
 void
 pgsm_worker_main(Datum arg)
 {
 	MemoryContext pass_cxt;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	pgsm_untracked_process = true;
-
-	BackgroundWorkerInitializeConnection(pgsm_worker_database, NULL, 0);
+	start_process();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
 	pgstat_report_appname(PGSM_WORKER_NAME);
+	pin_settings();
 	pgsm_set_worker_latch(MyLatch);
 	before_shmem_exit(forget_latch, (Datum) 0);
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "pg_stat_monitor worker pass",
@@ -178,15 +248,110 @@ pgsm_worker_main(Datum arg)
 	/* a pass at start exports what a previous life left behind */
 	for (;;)
 	{
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
 		run_pass_guarded(pass_cxt);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 pgsm_export_interval * 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		wait_for_work();
+	}
+}
+
+/* ---------------------------------------------------------------- the launcher */
+
+/*
+ * The OID of the worker's database, or InvalidOid if there is none (or it
+ * takes no connections).  A heap scan of pg_database: with no database
+ * selected, the catalog's indexes cannot be used.
+ */
+static Oid
+worker_database(void)
+{
+	Oid			db = InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(d->datname), pgsm_worker_database) == 0 && d->datallowconn)
+			db = d->oid;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return db;
+}
+
+/* start the worker in its database; NULL if no slot is free */
+static BackgroundWorkerHandle *
+start_worker(Oid db)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+
+	fill_worker(&w, "pgsm_worker_main", PGSM_WORKER_NAME);
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	w.bgw_main_arg = ObjectIdGetDatum(db);
+	w.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+	{
+		ereport(LOG,
+				(errmsg("pg_stat_monitor could not start its worker: no background worker slot is free"),
+				 errhint("Raise max_worker_processes.")));
+		return NULL;
+	}
+	return handle;
+}
+
+static void
+log_missing_database(void)
+{
+	if (!pgsm_missing_logged)
+		ereport(LOG,
+				(errmsg("pg_stat_monitor worker database \"%s\" does not exist", pgsm_worker_database),
+				 errdetail("Finished buckets are discarded once they leave the view's window, and counted in pg_stat_monitor_info."),
+				 errhint("Create that database and the extension in it, or set pg_stat_monitor.pgsm_worker_database.")));
+	pgsm_missing_logged = true;
+}
+
+/* one look: is the worker running, and if not, can it be started */
+static BackgroundWorkerHandle *
+launcher_pass(BackgroundWorkerHandle *worker)
+{
+	pid_t		pid;
+	Oid			db;
+
+	if (worker != NULL && GetBackgroundWorkerPid(worker, &pid) != BGWH_STOPPED)
+		return worker;
+	if (worker != NULL)
+		pfree(worker);
+	db = worker_database();
+	if (OidIsValid(db))
+	{
+		pgsm_missing_logged = false;
+		return start_worker(db);
+	}
+	log_missing_database();
+	pgsm_set_worker_latch(MyLatch);
+	discard_old_buckets();
+	return NULL;
+}
+
+void
+pgsm_launcher_main(Datum arg)
+{
+	BackgroundWorkerHandle *worker = NULL;
+
+	start_process();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname(PGSM_LAUNCHER_NAME);
+	before_shmem_exit(forget_latch, (Datum) 0);
+	for (;;)
+	{
+		worker = launcher_pass(worker);
+		wait_for_work();
 	}
 }

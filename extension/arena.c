@@ -100,7 +100,11 @@ pgsm_hash_bytes(const char *data, Size len)
 	return hash_bytes_extended((const unsigned char *) data, (int) len, 0x5053);
 }
 
-/* copy live texts to the front of the arena; caller holds the store's lock EXCLUSIVE */
+/*
+ * Copy live texts to the front of the arena; caller holds the store's lock
+ * EXCLUSIVE.  Runs on a statement's slow path, only when the room it makes
+ * is the room the statement needs.
+ */
 static void
 compact_arena(void)
 {
@@ -154,8 +158,9 @@ pgsm_text_store(const char *data, Size len)
 		}
 		if (hash_get_num_entries(pgsm_texts) >= arena->max_texts)
 			return 0;
+		/* compact only when that makes the room asked for */
 		if (arena->used + len > arena->size &&
-			arena->garbage > 0)
+			arena->used - arena->garbage + len <= arena->size)
 			compact_arena();
 		if (arena->used + len > arena->size)
 			return 0;

@@ -3,7 +3,7 @@
  * hooks.c
  *		The statement hooks: planner, executor start/run/finish/end,
  *		utility and emit_log.  Each measures one execution into a
- *		PgsmExecution and hands it to the store.
+ *		PgsmExecution and hands it to capture.c.
  *
  * Backend-local state only: the nesting level, the current top-level
  * statement, per-execution start snapshots, and planning time waiting
@@ -42,6 +42,7 @@ static int	pgsm_nesting = 0;
 
 /* the current top-level statement, for nested statements' top_queryid/top_query */
 static uint64 pgsm_top_queryid = 0;
+static Oid	pgsm_top_userid = InvalidOid;	/* the role it started as */
 static const char *pgsm_top_source = NULL;
 static int	pgsm_top_location = -1;
 static int	pgsm_top_len = 0;
@@ -203,6 +204,7 @@ set_context(PgsmExecution *x, uint64 queryid)
 	if (!x->toplevel)
 	{
 		x->top_queryid = pgsm_top_queryid;
+		x->top_userid = pgsm_top_userid;
 		x->top_source = pgsm_top_source;
 		x->top_location = pgsm_top_location;
 		x->top_len = pgsm_top_len;
@@ -220,6 +222,7 @@ static void
 set_top(uint64 queryid, const char *source, int location, int len)
 {
 	pgsm_top_queryid = queryid;
+	pgsm_top_userid = source ? GetUserId() : InvalidOid;
 	pgsm_top_source = source;
 	pgsm_top_location = location;
 	pgsm_top_len = len;
@@ -241,42 +244,12 @@ forget_top_at_abort(XactEvent event, void *arg)
 static void
 store_noting_top(PgsmExecution *x)
 {
-	pgsm_store(x);
+	pgsm_capture(x);
 	if (x->toplevel && x->delta.calls > 0 && x->queryid == pgstat_get_my_query_id())
 	{
 		pgsm_top_stored = true;
 		pgsm_top_stored_queryid = x->queryid;
 	}
-}
-
-/* ---- collecting relations ---- */
-
-void
-pgsm_collect_relids(const List *rtable, Oid **relids, int *nrelids)
-{
-	ListCell   *lc;
-	int			n = 0;
-	Oid		   *ids;
-
-	*relids = NULL;
-	*nrelids = 0;
-	if (rtable == NIL)
-		return;
-	ids = palloc(sizeof(Oid) * list_length(rtable));
-	foreach(lc, rtable)
-	{
-		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-		int			i;
-
-		if (rte->rtekind != RTE_RELATION || !OidIsValid(rte->relid))
-			continue;
-		for (i = 0; i < n && ids[i] != rte->relid; i++)
-			;
-		if (i == n)
-			ids[n++] = rte->relid;
-	}
-	*relids = ids;
-	*nrelids = n;
 }
 
 /* ---- plan capture ---- */
@@ -584,6 +557,9 @@ pgsm_emit_log(ErrorData *edata)
 	memset(&x, 0, sizeof(x));
 	x.queryid = queryid;
 	x.toplevel = true;
+	/* inside a SECURITY DEFINER function: the role that sent the statement */
+	if (pgsm_top_source != NULL)
+		x.userid = pgsm_top_userid;
 	/* an error after the statement was stored (at commit, say) is not another call */
 	x.delta.calls = (edata->elevel >= ERROR &&
 					 !(pgsm_top_stored && pgsm_top_stored_queryid == queryid)) ? 1 : 0;
@@ -594,7 +570,7 @@ pgsm_emit_log(ErrorData *edata)
 	x.message = edata->message;
 
 	x.in_error_report = true;
-	pgsm_store(&x);
+	pgsm_capture(&x);
 }
 
 void

@@ -24,7 +24,7 @@
 #define PGSM_DUMP_FILE "pg_stat/pg_stat_monitor.stat"
 #define PGSM_DUMP_TMP PGSM_DUMP_FILE ".tmp"
 #define PGSM_DUMP_MAGIC 0x50534D32	/* "PSM2" */
-#define PGSM_DUMP_FORMAT 2	/* 2: counters moved next to the mutex */
+#define PGSM_DUMP_FORMAT 3	/* 2: counters moved next to the mutex; 3: encoding */
 
 typedef struct PgsmDumpHeader
 {

@@ -2,8 +2,9 @@
  *
  * pg_stat_monitor.c
  *		Library entry point: the preload check, settings, shared memory
- *		requests, hooks and the background worker, in that order; and the
- *		small SQL-callable functions of the upstream API.
+ *		requests (and the reload of what a clean shutdown saved), hooks and
+ *		the background worker, in that order; and the small SQL-callable
+ *		functions of the upstream API.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,9 +30,6 @@ bool		pgsm_preloaded = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-extern void pgsm_register_worker(void);
-extern const char *pgsm_cmd_type_name(int cmd_type);
-
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(pg_stat_monitor_version);
@@ -39,6 +37,19 @@ PG_FUNCTION_INFO_V1(get_histogram_timings);
 PG_FUNCTION_INFO_V1(pgsm_range);
 PG_FUNCTION_INFO_V1(decode_error_level);
 PG_FUNCTION_INFO_V1(get_cmd_type);
+PG_FUNCTION_INFO_V1(pg_stat_monitor_reset);
+
+static const char *const cmd_type_names[] = {
+	"", "SELECT", "UPDATE", "INSERT", "DELETE", "MERGE", "UTILITY", "NOTHING"
+};
+
+const char *
+pgsm_cmd_type_name(int cmd_type)
+{
+	if (cmd_type < 0 || cmd_type >= (int) lengthof(cmd_type_names))
+		return "";
+	return cmd_type_names[cmd_type];
+}
 
 void
 pgsm_require_preload(void)
@@ -64,6 +75,12 @@ pgsm_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	pgsm_shmem_startup();
+	/* the postmaster reloads what a clean shutdown saved, and saves at exit */
+	if (!IsUnderPostmaster)
+	{
+		pgsm_load_dump();
+		on_shmem_exit(pgsm_write_dump, (Datum) 0);
+	}
 }
 
 void
@@ -83,6 +100,14 @@ _PG_init(void)
 	shmem_startup_hook = pgsm_startup;
 	pgsm_install_hooks();
 	pgsm_register_worker();
+}
+
+Datum
+pg_stat_monitor_reset(PG_FUNCTION_ARGS)
+{
+	pgsm_require_preload();
+	pgsm_reset_all();
+	PG_RETURN_VOID();
 }
 
 Datum

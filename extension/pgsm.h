@@ -2,8 +2,13 @@
  *
  * pgsm.h
  *		Shared declarations of pg_stat_monitor's C core: settings, the
- *		shared-memory entry layout, and the interfaces between the hooks,
- *		the store, the text helpers, the readers and the background worker.
+ *		shared-memory entry layout, and the interfaces between its rooms.
+ *
+ * Who calls whom (no two files call each other):
+ *	hooks.c ─► capture.c ─► store.c ─► arena.c, histogram.c
+ *	              └──────► text.c
+ *	readers.c, handoff.c, persist.c, worker.c ─► store.c
+ *	pg_stat_monitor.c ─► store.c, persist.c, hooks.c, worker.c
  *
  *-------------------------------------------------------------------------
  */
@@ -167,6 +172,7 @@ typedef struct PgsmEntry
 	uint64		pgsm_query_id;
 	bool		query_cut;		/* the query text was cut at pgsm_query_max_len */
 	bool		unscanned;		/* made by an error report: raw text, no pgsm_query_id */
+	uint8		encoding;		/* encoding of its texts (its database's) */
 	PgsmTextRef text[PGSM_NTEXTS];
 	int32		hist[FLEXIBLE_ARRAY_MEMBER];	/* pgsm_hist_slots */
 } PgsmEntry;
@@ -175,6 +181,8 @@ typedef struct PgsmEntry
 
 typedef struct PgsmExecution
 {
+	Oid			userid;			/* the role it counts under; 0: the current one */
+	Oid			top_userid;		/* the role of the top-level statement */
 	uint64		queryid;
 	uint64		top_queryid;
 	uint64		planid;
@@ -204,19 +212,52 @@ typedef struct PgsmExecution
 	bool		in_error_report;
 } PgsmExecution;
 
+/*
+ * ---- capture.c: one execution becomes a key and, for a new entry, its
+ * texts ----
+ */
+
+/* the texts a new entry needs, prepared by capture.c without the lock */
+typedef struct PgsmNewTexts
+{
+	char	   *query;
+	int			query_len;
+	char	   *top_query;
+	int			top_query_len;
+	const char *appname;
+	char	   *comments;
+	char	   *plan;
+	int			plan_len;
+	char	   *message;
+	int			message_len;
+	Oid		   *relids;
+	int			nrelids;
+	uint64		pgsm_query_id;
+	bool		query_cut;
+} PgsmNewTexts;
+
+/* the comments column keeps at most this many bytes (README: pgsm_extract_comments) */
+#define PGSM_COMMENTS_MAX_LEN 512
+
+extern void pgsm_capture(PgsmExecution *exec);
+extern bool pgsm_in_store;
+
 /* ---- the store (store.c) ---- */
 extern int	pgsm_hist_slots;
 extern Size pgsm_memsize(void);
 extern void pgsm_shmem_request(void);
 extern void pgsm_shmem_startup(void);
 extern bool pgsm_store_ready(void);
-extern void pgsm_store(PgsmExecution *exec);
-extern bool pgsm_in_store;
+extern bool pgsm_store_locked_by_me(void);
+extern bool pgsm_store_add(PgsmKey *key, const PgsmExecution *x);
+extern void pgsm_store_new(PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t);
+extern void pgsm_count_dropped(int64 calls, double exec_time);
 extern void pgsm_init_histogram(void);
 extern int	pgsm_hist_slot(double ms);
 extern double pgsm_hist_edge(int i);
 extern int64 pgsm_bucket_of(TimestampTz ts);
 extern int64 pgsm_current_bucket(void);
+extern int64 pgsm_window_start(void);
 extern void pgsm_reset_all(void);
 extern void pgsm_set_worker_latch(Latch *latch);
 extern void pgsm_wake_worker(void);
@@ -248,6 +289,7 @@ typedef struct PgsmInfo
 	int64		dropped_calls;
 	double		dropped_exec_time;
 	int64		discarded_calls;
+	int64		exported_entries;
 	int64		frozen_below;
 	int64		oldest_bucket;
 	TimestampTz stats_reset;
@@ -255,9 +297,11 @@ typedef struct PgsmInfo
 
 extern List *pgsm_copy_rows(int64 below_bucket);
 extern void pgsm_get_info(PgsmInfo *info);
+
+/* the export's side (handoff.c, worker.c) */
 extern int64 pgsm_freeze_finished(void);
-extern void pgsm_mark_exported(int64 below, TransactionId xid);
-extern void pgsm_remove_exported(void);
+extern void pgsm_mark_exported(int64 below);
+extern int64 pgsm_release_exported(int64 below);
 extern int64 pgsm_discard_below(int64 bucket_start);
 
 /* for persist.c, in the postmaster only: walk and restore entries with their texts */
@@ -267,11 +311,33 @@ extern Size pgsm_entry_size(void);
 extern void pgsm_walk_entries(PgsmEntryFn fn, void *arg);
 extern bool pgsm_restore_entry(const PgsmEntry *src, char *const texts[PGSM_NTEXTS],
 							   const int lens[PGSM_NTEXTS]);
-extern void pgsm_count_dropped(int64 calls, double exec_time);
 
-/* persist.c: keep unexported statistics across a clean restart */
+/* ---- handoff.c: apply something only if the current transaction commits ---- */
+typedef void (*PgsmCommitFn) (int64 arg);
+extern void pgsm_on_commit(PgsmCommitFn fn, int64 arg);
+
+/* ---- persist.c: keep unexported statistics across a clean restart ---- */
 extern void pgsm_load_dump(void);
 extern void pgsm_write_dump(int code, Datum arg);
+
+/* ---- pg_stat_monitor.c ---- */
+extern const char *pgsm_cmd_type_name(int cmd_type);
+
+/* bucket starts are kept in seconds since the Unix epoch */
+#define PGSM_UNIX_EPOCH_SECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
+
+static inline TimestampTz
+pgsm_unix_to_timestamptz(int64 secs)
+{
+	return (TimestampTz) (secs - PGSM_UNIX_EPOCH_SECS) * USECS_PER_SEC;
+}
+
+static inline int64
+pgsm_timestamptz_to_unix(TimestampTz ts)
+{
+	return ts / USECS_PER_SEC + PGSM_UNIX_EPOCH_SECS;
+}
 
 /* ---- text helpers (text.c) ---- */
 extern char *pgsm_statement_text(const char *source, int location, int len,
@@ -283,7 +349,9 @@ extern char *pgsm_extract_comments_of(const char *text, int len);
 extern uint64 pgsm_hash_bytes(const char *data, Size len);
 
 /* ---- hooks (hooks.c) ---- */
-extern void pgsm_collect_relids(const List *rtable, Oid **relids, int *nrelids);
 extern void pgsm_install_hooks(void);
+
+/* ---- worker.c ---- */
+extern void pgsm_register_worker(void);
 
 #endif							/* PGSM_H */

@@ -1,9 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * readers.c
- *		SQL-callable functions over shared memory: the rows of the
- *		pg_stat_monitor view, capacity and loss counters, reset, and the
- *		freeze/release pair the export uses.
+ *		SQL-callable readers of shared memory, read only: the rows of the
+ *		pg_stat_monitor view (and of the export), capacity and loss
+ *		counters.
+ *
+ * Texts come from every database, each in its database's encoding: they
+ * are converted to the reading database's encoding, a character it cannot
+ * represent (or bytes not valid in their own encoding) shown as '?'.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,9 +16,10 @@
 #include <arpa/inet.h>
 #include <math.h>
 
-#include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type_d.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -26,41 +31,13 @@
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #define PGSM_VIEW_COLS 65
-#define PGSM_INFO_COLS 17
+#define PGSM_INFO_COLS 18
 
 PG_FUNCTION_INFO_V1(pg_stat_monitor_internal);
 PG_FUNCTION_INFO_V1(pg_stat_monitor_info_internal);
-PG_FUNCTION_INFO_V1(pg_stat_monitor_reset);
-PG_FUNCTION_INFO_V1(pgsm_freeze_buckets);
-PG_FUNCTION_INFO_V1(pgsm_release_buckets_on_commit);
-
-static const char *const cmd_type_names[] = {
-	"", "SELECT", "UPDATE", "INSERT", "DELETE", "MERGE", "UTILITY", "NOTHING"
-};
-
-const char *pgsm_cmd_type_name(int cmd_type);
-
-const char *
-pgsm_cmd_type_name(int cmd_type)
-{
-	if (cmd_type < 0 || cmd_type >= (int) lengthof(cmd_type_names))
-		return "";
-	return cmd_type_names[cmd_type];
-}
-
-static TimestampTz
-unix_to_timestamptz(int64 secs)
-{
-	return (TimestampTz) (secs - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) * USECS_PER_SEC;
-}
-
-static int64
-timestamptz_to_unix(TimestampTz ts)
-{
-	return ts / USECS_PER_SEC + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-}
 
 static Datum
 client_ip_datum(const PgsmKey *key, bool *isnull)
@@ -122,20 +99,15 @@ histogram_datum(const PgsmEntry *e)
 	return PointerGetDatum(construct_array(slots, pgsm_hist_slots, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/*
- * Texts come from every database, whatever its encoding: bytes that are not
- * valid in this database's encoding (from a SQL_ASCII database, say) are
- * shown as '?', so that no invalid text leaves the reader.
- */
-static const char *
-valid_text(const char *s)
+/* bytes not valid in 'encoding' shown as '?', the rest kept */
+static char *
+valid_text(const char *s, int encoding)
 {
 	int			left = strlen(s);
-	int			encoding = GetDatabaseEncoding();
 	StringInfoData buf;
 
-	if (pg_verifymbstr(s, left, true))
-		return s;
+	if (pg_verify_mbstr(encoding, s, left, true))
+		return (char *) s;
 	initStringInfo(&buf);
 	while (left > 0)
 	{
@@ -154,11 +126,58 @@ valid_text(const char *s)
 	return buf.data;
 }
 
+/*
+ * A text of another database's encoding in this one's: converted as far as
+ * it goes, each character that has no equivalent shown as '?'.
+ */
+static char *
+converted_text(const char *s, int from)
+{
+	int			to = GetDatabaseEncoding();
+	Oid			proc;
+	StringInfoData buf;
+	const unsigned char *src;
+	int			left;
+
+	if (from == to || to == PG_SQL_ASCII)
+		return valid_text(s, to);
+	s = valid_text(s, from);
+	if (from == PG_SQL_ASCII || (proc = FindDefaultConversionProc(from, to)) == InvalidOid)
+		return valid_text(s, to);
+	initStringInfo(&buf);
+	src = (const unsigned char *) s;
+	left = strlen(s);
+	while (left > 0)
+	{
+		int			room = left * MAX_CONVERSION_GROWTH + 1;
+		int			done;
+
+		enlargeStringInfo(&buf, room);
+		done = pg_do_encoding_conversion_buf(proc, from, to, (unsigned char *) src, left,
+											 (unsigned char *) buf.data + buf.len, room, true);
+		buf.len += strlen(buf.data + buf.len);
+		src += done;
+		left -= done;
+		if (left > 0)
+		{
+			int			skip = Min(Max(pg_encoding_mblen(from, (const char *) src), 1), left);
+
+			appendStringInfoChar(&buf, '?');
+			src += skip;
+			left -= skip;
+		}
+	}
+	return buf.data;
+}
+
+/* the encoding of the texts of the row being filled */
+static int	pgsm_row_encoding = PG_SQL_ASCII;
+
 static Datum
 text_or_null(const char *s, bool *isnull)
 {
 	*isnull = (s == NULL);
-	return s ? CStringGetTextDatum(valid_text(s)) : (Datum) 0;
+	return s ? CStringGetTextDatum(converted_text(s, pgsm_row_encoding)) : (Datum) 0;
 }
 
 static Datum
@@ -195,8 +214,10 @@ fill_identity(Datum *v, bool *n, PgsmRow *row, bool showtext, bool allowed)
 	int			i = 0;
 	char	   *name;
 
+	/* role and database names are in every database's encoding already */
+	pgsm_row_encoding = GetDatabaseEncoding();
 	v[i++] = Int64GetDatum((k->bucket_start / pgsm_bucket_time) % pgsm_max_buckets);
-	v[i++] = TimestampTzGetDatum(unix_to_timestamptz(k->bucket_start));
+	v[i++] = TimestampTzGetDatum(pgsm_unix_to_timestamptz(k->bucket_start));
 	v[i++] = ObjectIdGetDatum(k->userid);
 	name = OidIsValid(k->userid) ? GetUserNameFromId(k->userid, true) : NULL;
 	v[i] = text_or_null(name, &n[i]);
@@ -215,6 +236,7 @@ fill_identity(Datum *v, bool *n, PgsmRow *row, bool showtext, bool allowed)
 	v[i++] = BoolGetDatum(k->toplevel);
 	v[i] = uint64_or_null(k->top_queryid, &n[i]);
 	i++;
+	pgsm_row_encoding = e->encoding;
 	if (k->kind == PGSM_KIND_OVERFLOW)
 		row->query = "<overflow>";
 	if (!showtext)
@@ -297,6 +319,60 @@ fill_counters(Datum *v, bool *n, PgsmRow *row, int i, int64 current)
 	return i;
 }
 
+/* the values of one row: the view's 65 columns and query_cut */
+static void
+fill_row(Datum *values, bool *nulls, PgsmRow *row, bool showtext, bool allowed,
+		 int64 current)
+{
+	int			i;
+
+	memset(nulls, 0, sizeof(bool) * (PGSM_VIEW_COLS + 1));
+	if (!allowed)
+		hide_texts(row);
+	i = fill_identity(values, nulls, row, showtext, allowed);
+	i = fill_counters(values, nulls, row, i, current);
+	Assert(i == PGSM_VIEW_COLS);
+	values[i] = BoolGetDatum(row->entry->query_cut);
+}
+
+/*
+ * The shape asked for: the 65 columns flat (the view), flat with query_cut,
+ * or two columns, the row as a composite and query_cut (the export).  Returns the composite's
+ * descriptor for the latter, NULL for the former.
+ */
+static TupleDesc
+row_shape(TupleDesc result)
+{
+	if (result->natts == PGSM_VIEW_COLS || result->natts == PGSM_VIEW_COLS + 1)
+		return NULL;
+	if (result->natts == 2 && TupleDescAttr(result, 1)->atttypid == BOOLOID)
+	{
+		TupleDesc	inner = lookup_rowtype_tupdesc_copy(TupleDescAttr(result, 0)->atttypid,
+														TupleDescAttr(result, 0)->atttypmod);
+
+		if (inner->natts == PGSM_VIEW_COLS)
+			return BlessTupleDesc(inner);
+	}
+	elog(ERROR, "incorrect number of output arguments");
+	return NULL;
+}
+
+static void
+put_row(ReturnSetInfo *rsinfo, TupleDesc inner, Datum *values, bool *nulls)
+{
+	Datum		outer[2];
+	bool		outer_nulls[2] = {false, false};
+
+	if (inner == NULL)
+	{
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		return;
+	}
+	outer[0] = HeapTupleGetDatum(heap_form_tuple(inner, values, nulls));
+	outer[1] = values[PGSM_VIEW_COLS];
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, outer, outer_nulls);
+}
+
 /*
  * pg_stat_monitor_internal(showtext boolean [, below timestamptz])
  *		The live rows; with 'below', only those of buckets starting before it.
@@ -310,16 +386,15 @@ pg_stat_monitor_internal(PG_FUNCTION_ARGS)
 	Oid			me = GetUserId();
 	bool		allowed;
 	int64		current;
+	TupleDesc	inner;
 	List	   *rows;
 	ListCell   *lc;
 
 	pgsm_require_preload();
 	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
-		below = timestamptz_to_unix(PG_GETARG_TIMESTAMPTZ(1));
+		below = pgsm_timestamptz_to_unix(PG_GETARG_TIMESTAMPTZ(1));
 	InitMaterializedSRF(fcinfo, 0);
-	/* the export's variant adds query_cut */
-	if (rsinfo->setDesc->natts != PGSM_VIEW_COLS && rsinfo->setDesc->natts != PGSM_VIEW_COLS + 1)
-		elog(ERROR, "incorrect number of output arguments");
+	inner = row_shape(rsinfo->setDesc);
 	allowed = has_privs_of_role(me, ROLE_PG_READ_ALL_STATS);
 	current = pgsm_current_bucket();
 	rows = pgsm_copy_rows(below);
@@ -328,17 +403,9 @@ pg_stat_monitor_internal(PG_FUNCTION_ARGS)
 		PgsmRow    *row = lfirst(lc);
 		Datum		values[PGSM_VIEW_COLS + 1];
 		bool		nulls[PGSM_VIEW_COLS + 1];
-		bool		row_allowed = allowed || row->entry->key.userid == me;
-		int			i;
 
-		memset(nulls, 0, sizeof(nulls));
-		if (!row_allowed)
-			hide_texts(row);
-		i = fill_identity(values, nulls, row, showtext, row_allowed);
-		i = fill_counters(values, nulls, row, i, current);
-		Assert(i == PGSM_VIEW_COLS);
-		values[i] = BoolGetDatum(row->entry->query_cut);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		fill_row(values, nulls, row, showtext, allowed || row->entry->key.userid == me, current);
+		put_row(rsinfo, inner, values, nulls);
 	}
 	return (Datum) 0;
 }
@@ -356,6 +423,8 @@ pg_stat_monitor_info_internal(PG_FUNCTION_ARGS)
 	pgsm_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts != PGSM_INFO_COLS)
+		elog(ERROR, "incorrect number of output arguments");
 	pgsm_get_info(&info);
 	current = pgsm_current_bucket();
 	memset(n, 0, sizeof(n));
@@ -371,141 +440,13 @@ pg_stat_monitor_info_internal(PG_FUNCTION_ARGS)
 	v[i++] = Float8GetDatum(info.dropped_exec_time);
 	v[i++] = Int64GetDatum(info.discarded_calls);
 	v[i++] = Int64GetDatum((current / pgsm_bucket_time) % pgsm_max_buckets);
-	v[i++] = TimestampTzGetDatum(unix_to_timestamptz(current));
-	v[i++] = TimestampTzGetDatum(unix_to_timestamptz(current - (int64) (pgsm_max_buckets - 1) * pgsm_bucket_time));
-	v[i] = TimestampTzGetDatum(unix_to_timestamptz(info.oldest_bucket));
+	v[i++] = TimestampTzGetDatum(pgsm_unix_to_timestamptz(current));
+	v[i++] = TimestampTzGetDatum(pgsm_unix_to_timestamptz(pgsm_window_start()));
+	v[i] = TimestampTzGetDatum(pgsm_unix_to_timestamptz(info.oldest_bucket));
 	n[i++] = (info.oldest_bucket == 0);
 	v[i++] = Int64GetDatum((int64) pgsm_memsize());
 	v[i++] = TimestampTzGetDatum(info.stats_reset);
+	v[i++] = Int64GetDatum(info.exported_entries);
 	Assert(i == PGSM_INFO_COLS);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, v, n)));
-}
-
-Datum
-pg_stat_monitor_reset(PG_FUNCTION_ARGS)
-{
-	pgsm_require_preload();
-	pgsm_reset_all();
-	PG_RETURN_VOID();
-}
-
-/*
- * pgsm_freeze_buckets(): close finished buckets to writes and return the
- * first open bucket; first drop buckets an earlier export already moved.
- */
-Datum
-pgsm_freeze_buckets(PG_FUNCTION_ARGS)
-{
-	pgsm_require_preload();
-	pgsm_remove_exported();
-	PG_RETURN_TIMESTAMPTZ(unix_to_timestamptz(pgsm_freeze_finished()));
-}
-
-/*
- * What the current transaction will release if it commits: one (level,
- * below) pair per export, so that a subtransaction that rolls back (a
- * savepoint, an exception block) takes its export's release back with it.
- */
-#define PGSM_MAX_PENDING 64
-
-typedef struct PgsmPending
-{
-	int			level;			/* transaction nest level of the export */
-	int64		below;
-	TransactionId xid;
-} PgsmPending;
-
-static PgsmPending pgsm_pending[PGSM_MAX_PENDING];
-static int	pgsm_npending = 0;
-static bool pgsm_callbacks_registered = false;
-
-static int64
-pending_below(void)
-{
-	int64		below = 0;
-	int			i;
-
-	for (i = 0; i < pgsm_npending; i++)
-		below = Max(below, pgsm_pending[i].below);
-	return below;
-}
-
-static void
-release_at_commit(XactEvent event, void *arg)
-{
-	int64		below = pending_below();
-
-	if (below == 0)
-		return;
-	switch (event)
-	{
-		case XACT_EVENT_PRE_PREPARE:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot prepare a transaction that exported pg_stat_monitor buckets")));
-			break;
-		case XACT_EVENT_COMMIT:
-			pgsm_mark_exported(below, pgsm_pending[0].xid);
-			pgsm_npending = 0;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			pgsm_npending = 0;
-			break;
-		default:
-			break;
-	}
-}
-
-static void
-release_at_subcommit(SubXactEvent event, SubTransactionId mySubid,
-					 SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-	int			i,
-				kept = 0;
-
-	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
-		return;
-	for (i = 0; i < pgsm_npending; i++)
-	{
-		if (pgsm_pending[i].level >= level)
-		{
-			if (event == SUBXACT_EVENT_ABORT_SUB)
-				continue;		/* its insert is undone: so is its release */
-			pgsm_pending[i].level = level - 1;
-		}
-		pgsm_pending[kept++] = pgsm_pending[i];
-	}
-	pgsm_npending = kept;
-}
-
-/*
- * pgsm_release_buckets_on_commit(below timestamptz): when the current
- * transaction commits, remove the live entries of buckets starting before
- * 'below'.  If it (or the subtransaction that asked) aborts, nothing is
- * removed, so an export that fails leaves its buckets to the next one.
- */
-Datum
-pgsm_release_buckets_on_commit(PG_FUNCTION_ARGS)
-{
-	int64		below = timestamptz_to_unix(PG_GETARG_TIMESTAMPTZ(0));
-
-	pgsm_require_preload();
-	if (!pgsm_callbacks_registered)
-	{
-		RegisterXactCallback(release_at_commit, NULL);
-		RegisterSubXactCallback(release_at_subcommit, NULL);
-		pgsm_callbacks_registered = true;
-	}
-	if (pgsm_npending >= PGSM_MAX_PENDING)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many pg_stat_monitor exports in one transaction")));
-	pgsm_pending[pgsm_npending].level = GetCurrentTransactionNestLevel();
-	pgsm_pending[pgsm_npending].below = below;
-	pgsm_pending[pgsm_npending].xid = GetTopTransactionId();
-	pgsm_npending++;
-	PG_RETURN_VOID();
 }

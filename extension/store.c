@@ -16,23 +16,34 @@
  * their bytes and reference-counted, so the same query seen in several
  * buckets costs its text once.
  *
- * Locking
- *	shared->lock (one LWLock) protects the structure of both hash tables,
- *	the arena, the text references of entries and the header fields marked
- *	"lock" below.
- *	- A statement whose entry exists takes the lock SHARED, looks its entry
- *	  up and adds its counters under the entry's spinlock.  It never takes
- *	  the lock exclusively and never scans.  It writes only the counter
- *	  groups it used; the always-used ones sit next to the spinlock, so
- *	  backends running the same statement share few cache lines.
+ * Locking: every shared structure and what protects it
+ *	pgsm_entries (the table: which keys exist), the text arena and its text
+ *	table (arena.c), the text references of entries, and the header fields
+ *	marked "lock": shared->lock, one LWLock.
+ *	The counters, cmd_type, elevel and sqlcode of an entry: the entry's
+ *	spinlock (e->mutex), taken under the lock in either mode.
+ *	The loss counters and the worker latch: shared->mutex, a spinlock held
+ *	for a few instructions.
+ *	shared->newest_bucket: an atomic, no lock.
+ *
+ *	Who takes shared->lock, and how:
+ *	- A statement whose entry exists, with no message to record (the fast
+ *	  path), takes it SHARED, looks its entry up and adds its counters
+ *	  under the entry's spinlock.  It writes only the counter groups it
+ *	  used; the always-used ones sit next to the spinlock, so backends
+ *	  running the same statement share few cache lines.
  *	- The first execution of a statement in a bucket prepares its texts
- *	  without the lock, then takes it EXCLUSIVE just to insert.
+ *	  without the lock (capture.c), then takes it EXCLUSIVE to insert.  This
+ *	  slow path may compact the arena (only when that makes the room asked
+ *	  for) and, when the table or the arena is full, let the oldest exported
+ *	  bucket go: both scan under the EXCLUSIVE lock, both only when full.
+ *	- Every WARNING or ERROR report of a tracked statement takes the slow
+ *	  path, EXCLUSIVE, to record its message.
  *	- Readers copy entries under the SHARED lock (counters under each
  *	  entry's spinlock), so reading does not block statements.
- *	- Releasing exported buckets, reset and arena compaction take the lock
- *	  EXCLUSIVE; none of them runs on the statement path.
- *	shared->mutex (a spinlock) protects the loss counters and the worker
- *	latch; it is held for a few instructions only.
+ *	- Freezing buckets, marking them exported (at an export's commit),
+ *	  releasing or discarding buckets and reset take it EXCLUSIVE; they run
+ *	  in the exporter or the worker, never on the statement path.
  *
  * Buckets
  *	A bucket is a time slice: its start is the clock rounded down to a
@@ -40,10 +51,14 @@
  *	bucket begins without any rotation work.  An exporter "freezes" the
  *	finished buckets by raising shared->frozen_below under the EXCLUSIVE
  *	lock; statements that finish later land in a bucket at or after it, so
- *	a frozen bucket never changes and is exported exactly once.  After the
- *	export commits, its buckets stay in memory (still shown by the view,
- *	never exported again) until no snapshot older than that commit is left,
- *	so that no reader ever finds a bucket in neither place.
+ *	a frozen bucket never changes and is exported exactly once.  When the
+ *	export commits, shared->exported_below moves past its buckets.  They
+ *	stay in memory, every row of them, so that the view shows them whole;
+ *	they go when they leave the view's window (the worker) or, oldest
+ *	first, when a new entry finds no room.  No other session (an old
+ *	snapshot, an open transaction, a replication slot) holds them back: a
+ *	reader whose snapshot predates the export's commit may miss a bucket
+ *	let go for room, never a call counted.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,7 +72,6 @@
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
-#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -69,8 +83,8 @@ typedef struct PgsmShared
 	pg_atomic_uint64 newest_bucket; /* newest bucket start seen, to wake the
 									 * worker when a bucket ends */
 	int64		frozen_below;	/* lock: buckets before it take no writes */
-	int64		exported_below; /* lock: buckets before it are in history... */
-	TransactionId exported_xid; /* lock: ...since this transaction committed */
+	int64		exported_below; /* lock: buckets before it are in history */
+	int64		exported_entries;	/* lock: entries of those buckets */
 	TimestampTz stats_reset;	/* lock */
 	slock_t		mutex;			/* protects the fields below */
 	int64		overflowed_calls;
@@ -94,7 +108,6 @@ typedef struct PgsmSizes
 static PgsmShared *pgsm_shared = NULL;
 static HTAB *pgsm_entries = NULL;
 static PgsmSizes pgsm_size;
-static MemoryContext pgsm_temp_cxt = NULL;
 
 
 #define PGSM_TEXTS_PER_MB 4096
@@ -197,7 +210,7 @@ init_header(PgsmShared *sh)
 	pg_atomic_init_u64(&sh->newest_bucket, 0);
 	sh->frozen_below = 0;
 	sh->exported_below = 0;
-	sh->exported_xid = InvalidTransactionId;
+	sh->exported_entries = 0;
 	sh->stats_reset = GetCurrentTimestamp();
 	SpinLockInit(&sh->mutex);
 	sh->overflowed_calls = 0;
@@ -230,13 +243,6 @@ pgsm_shmem_startup(void)
 
 	pgsm_arena_startup(pgsm_size.max_texts, pgsm_size.arena_size);
 	LWLockRelease(AddinShmemInitLock);
-
-	/* the postmaster reloads what a clean shutdown saved, and saves at exit */
-	if (!IsUnderPostmaster)
-	{
-		pgsm_load_dump();
-		on_shmem_exit(pgsm_write_dump, (Datum) 0);
-	}
 }
 
 bool
@@ -245,20 +251,7 @@ pgsm_store_ready(void)
 	return pgsm_shared != NULL;
 }
 
-static MemoryContext
-temp_context(void)
-{
-	if (pgsm_temp_cxt == NULL)
-		pgsm_temp_cxt = AllocSetContextCreate(TopMemoryContext, "pg_stat_monitor temp",
-											  ALLOCSET_DEFAULT_SIZES);
-	return pgsm_temp_cxt;
-}
-
 /* ---------------------------------------------------------------- buckets */
-
-/* seconds from the Unix epoch to PostgreSQL's */
-#define PGSM_UNIX_EPOCH_SECS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
 
 int64
 pgsm_bucket_of(TimestampTz ts)
@@ -296,6 +289,13 @@ pgsm_current_bucket(void)
 		until = from + (int64) pgsm_bucket_time * USECS_PER_SEC;
 	}
 	return bucket;
+}
+
+/* the start of the oldest bucket the view shows */
+int64
+pgsm_window_start(void)
+{
+	return pgsm_current_bucket() - (int64) (pgsm_max_buckets - 1) * pgsm_bucket_time;
 }
 
 /* the bucket a statement ending now writes to; caller holds the lock */
@@ -339,61 +339,6 @@ note_bucket(int64 bucket)
 
 /* ---------------------------------------------------------------- entries */
 
-/* the texts a new entry needs, prepared without the lock */
-typedef struct PgsmNewTexts
-{
-	char	   *query;
-	int			query_len;
-	char	   *top_query;
-	int			top_query_len;
-	const char *appname;
-	char	   *comments;
-	char	   *plan;
-	int			plan_len;
-	Oid		   *relids;
-	int			nrelids;
-	uint64		pgsm_query_id;
-	bool		query_cut;
-} PgsmNewTexts;
-
-static void
-prepare_texts(PgsmNewTexts *t, PgsmExecution *x)
-{
-	int			len;
-	char	   *stmt = pgsm_statement_text(x->source_text, x->stmt_location,
-										   x->stmt_len, &len);
-
-	bool		scan = stmt != NULL && !x->in_error_report;
-
-	memset(t, 0, sizeof(*t));
-	if (pgsm_enable_pgsm_query_id && scan)
-		t->pgsm_query_id = pgsm_text_query_id(stmt, len);
-	if (pgsm_extract_comments && stmt)
-		t->comments = pgsm_extract_comments_of(stmt, len);
-	if (pgsm_normalized_query && scan)
-		stmt = pgsm_normalize(stmt, len, &len);
-	if (stmt)
-	{
-		t->query_cut = len > pgsm_query_max_len;
-		t->query = pgsm_cut_text(stmt, len, pgsm_query_max_len, &t->query_len);
-	}
-	if (x->top_source)
-	{
-		int			top_len;
-		char	   *top = pgsm_statement_text(x->top_source, x->top_location,
-											  x->top_len, &top_len);
-
-		if (top)
-			t->top_query = pgsm_cut_text(top, top_len, pgsm_query_max_len,
-										 &t->top_query_len);
-	}
-	if (x->plan_text)
-		t->plan = pgsm_cut_text(x->plan_text, strlen(x->plan_text),
-								pgsm_query_max_len, &t->plan_len);
-	t->appname = application_name ? application_name : "";
-	pgsm_collect_relids(x->rtable, &t->relids, &t->nrelids);
-}
-
 static void
 release_refs(PgsmEntry *e)
 {
@@ -432,44 +377,103 @@ init_entry(PgsmEntry *e)
 {
 	memset((char *) e + sizeof(PgsmKey), 0, pgsm_size.entry_size - sizeof(PgsmKey));
 	SpinLockInit(&e->mutex);
+	e->encoding = (uint8) GetDatabaseEncoding();
+}
+
+/* replace one text of an entry, keeping the old one if there is no room */
+static bool
+replace_ref(PgsmEntry *e, PgsmTextKind kind, const char *data, Size len)
+{
+	PgsmTextRef ref = data ? pgsm_text_store(data, len) : 0;
+
+	if (data && ref == 0)
+		return false;
+	pgsm_text_release(e->text[kind]);
+	e->text[kind] = ref;
+	return true;
 }
 
 /*
- * A row made by an error report has the raw text and no pgsm_query_id (the
- * scanner cannot run there); the first normal run of it supplies both.
- * Caller holds the lock EXCLUSIVE.
+ * A row made by an error report has the raw text, no pgsm_query_id and no
+ * comments (the scanner cannot run there); the first normal run of it
+ * supplies them.  Caller holds the lock EXCLUSIVE.
  */
 static void
 complete_entry(PgsmEntry *e, const PgsmNewTexts *t)
 {
-	PgsmTextRef query = t->query ? pgsm_text_store(t->query, t->query_len) : 0;
-
-	if (t->query && query == 0)
+	if (!replace_ref(e, PGSM_T_QUERY, t->query, t->query_len))
 		return;					/* no room: keep the raw text, try again later */
-	pgsm_text_release(e->text[PGSM_T_QUERY]);
-	e->text[PGSM_T_QUERY] = query;
+	(void) replace_ref(e, PGSM_T_COMMENTS, t->comments,
+					   t->comments ? strlen(t->comments) : 0);
 	e->pgsm_query_id = t->pgsm_query_id;
 	e->query_cut = t->query_cut;
 	e->unscanned = false;
 }
 
+/* remove one entry; caller holds the lock EXCLUSIVE */
+static void
+remove_entry(PgsmEntry *e)
+{
+	if (e->key.bucket_start < pgsm_shared->exported_below)
+		pgsm_shared->exported_entries--;
+	release_refs(e);
+	hash_search(pgsm_entries, &e->key, HASH_REMOVE, NULL);
+}
+
 /*
- * Find or make the entry for a key; NULL when the table or the arena is
- * full.  Caller holds the lock EXCLUSIVE.
+ * Remove the entries of buckets before 'below' that are in history already;
+ * returns how many.  Caller holds the lock EXCLUSIVE.  Does not allocate.
  */
+static int64
+remove_exported_below(int64 below)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmEntry  *e;
+	int64		n = 0;
+
+	below = Min(below, pgsm_shared->exported_below);
+	if (pgsm_shared->exported_entries == 0)
+		return 0;
+	hash_seq_init(&scan, pgsm_entries);
+	while ((e = hash_seq_search(&scan)) != NULL)
+	{
+		if (e->key.bucket_start >= below)
+			continue;
+		remove_entry(e);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Make room by letting the oldest exported bucket go (its rows are in
+ * history); false if there is none.  Caller holds the lock EXCLUSIVE.
+ */
+static bool
+evict_oldest_exported(void)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmEntry  *e;
+	int64		oldest = PG_INT64_MAX;
+
+	if (pgsm_shared->exported_entries == 0)
+		return false;
+	hash_seq_init(&scan, pgsm_entries);
+	while ((e = hash_seq_search(&scan)) != NULL)
+	{
+		if (e->key.bucket_start < pgsm_shared->exported_below)
+			oldest = Min(oldest, e->key.bucket_start);
+	}
+	return oldest != PG_INT64_MAX && remove_exported_below(oldest + 1) > 0;
+}
+
+/* a new entry for a key; NULL when the table or the arena is full */
 static PgsmEntry *
-create_entry(const PgsmKey *key, PgsmExecution *x, const PgsmNewTexts *t)
+insert_entry(const PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t)
 {
 	PgsmEntry  *e;
 	bool		found;
 
-	e = hash_search(pgsm_entries, key, HASH_FIND, NULL);
-	if (e != NULL)
-	{
-		if (e->unscanned && !x->in_error_report)
-			complete_entry(e, t);
-		return e;
-	}
 	if (hash_get_num_entries(pgsm_entries) >= pgsm_size.max_entries - pgsm_size.reserve)
 		return NULL;
 	e = hash_search(pgsm_entries, key, HASH_ENTER_NULL, &found);
@@ -486,6 +490,30 @@ create_entry(const PgsmKey *key, PgsmExecution *x, const PgsmNewTexts *t)
 	e->pgsm_query_id = t->pgsm_query_id;
 	e->query_cut = t->query_cut;
 	e->unscanned = x->in_error_report;
+	return e;
+}
+
+/*
+ * Find or make the entry for a key, letting exported buckets go, oldest
+ * first, while there is no room; NULL when there is still none.  Caller
+ * holds the lock EXCLUSIVE.
+ */
+static PgsmEntry *
+create_entry(const PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t)
+{
+	PgsmEntry  *e = hash_search(pgsm_entries, key, HASH_FIND, NULL);
+
+	if (e != NULL)
+	{
+		if (e->unscanned && !x->in_error_report)
+			complete_entry(e, t);
+		return e;
+	}
+	while ((e = insert_entry(key, x, t)) == NULL)
+	{
+		if (!evict_oldest_exported())
+			return NULL;
+	}
 	return e;
 }
 
@@ -628,89 +656,10 @@ accumulate(PgsmEntry *e, const PgsmExecution *x)
 
 /* replace the entry's message; caller holds the lock EXCLUSIVE */
 static void
-set_message(PgsmEntry *e, const char *message)
+set_message(PgsmEntry *e, const PgsmNewTexts *t)
 {
-	PgsmTextRef ref;
-	int			len;
-	char	   *cut;
-
-	if (message == NULL)
-		return;
-	cut = pgsm_cut_text(message, strlen(message), pgsm_query_max_len, &len);
-	ref = pgsm_text_store(cut, len);
-	pgsm_text_release(e->text[PGSM_T_MESSAGE]);
-	e->text[PGSM_T_MESSAGE] = ref;
-}
-
-/* the client's address, for keys; the same for the whole life of a backend */
-static void
-client_of(PgsmKey *key)
-{
-	if (MyProcPort == NULL)
-		return;
-	if (MyProcPort->raddr.addr.ss_family == AF_INET)
-	{
-		struct sockaddr_in *sin = (struct sockaddr_in *) &MyProcPort->raddr.addr;
-
-		key->client_family = AF_INET;
-		memcpy(key->client_addr, &sin->sin_addr, 4);
-	}
-	else if (MyProcPort->raddr.addr.ss_family == AF_INET6)
-	{
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &MyProcPort->raddr.addr;
-
-		key->client_family = AF_INET6;
-		memcpy(key->client_addr, &sin6->sin6_addr, 16);
-	}
-}
-
-/*
- * The hash of application_name, computed again only when the setting's
- * string changes (compared by address, then by content, since a freed
- * string's address can come back).
- */
-static uint64
-appname_hash(void)
-{
-	static const char *last = NULL;
-	static char *last_copy = NULL;
-	static uint64 hash = 0;
-	const char *app = application_name ? application_name : "";
-
-	if (app != last || last_copy == NULL || strcmp(app, last_copy) != 0)
-	{
-		char	   *copy = MemoryContextStrdup(TopMemoryContext, app);
-
-		if (last_copy != NULL)
-			pfree(last_copy);
-		last_copy = copy;
-		hash = pgsm_hash_bytes(app, strlen(app));
-		last = app;
-	}
-	return hash;
-}
-
-static void
-build_key(PgsmKey *key, const PgsmExecution *x)
-{
-	static PgsmKey client;
-	static bool client_known = false;
-
-	if (!client_known)
-	{
-		memset(&client, 0, sizeof(client));
-		client_of(&client);
-		client_known = true;
-	}
-	memcpy(key, &client, sizeof(*key));
-	key->queryid = x->queryid;
-	key->top_queryid = x->top_queryid;
-	key->planid = x->planid;
-	key->toplevel = x->toplevel;
-	key->userid = GetUserId();
-	key->dbid = MyDatabaseId;
-	key->appname_hash = appname_hash();
-	key->kind = PGSM_KIND_STATEMENT;
+	if (t->message != NULL)
+		(void) replace_ref(e, PGSM_T_MESSAGE, t->message, t->message_len);
 }
 
 void
@@ -735,26 +684,51 @@ count_loss(const PgsmExecution *x, bool dropped)
 	SpinLockRelease(&pgsm_shared->mutex);
 }
 
-/*
- * Set while this backend makes an entry, the only part of storing that
- * can raise an error (the fast path only looks up and adds): an error
- * report arriving meanwhile is not recorded.
- */
-bool		pgsm_in_store = false;
-
-/* the slow path: make the entry (or use the overflow row) under EXCLUSIVE */
-static void
-store_new(PgsmKey *key, PgsmExecution *x)
+/* whether this backend holds the store's lock (an error report while it reads) */
+bool
+pgsm_store_locked_by_me(void)
 {
-	MemoryContext old = MemoryContextSwitchTo(temp_context());
-	PgsmNewTexts t;
+	return LWLockHeldByMe(pgsm_shared->lock);
+}
+
+/*
+ * The fast path: add an execution to its entry if the entry exists (and
+ * needs no completion).  Holds the lock SHARED for one lookup and one
+ * spinlocked update.  Sets key->bucket_start.
+ */
+bool
+pgsm_store_add(PgsmKey *key, const PgsmExecution *x)
+{
+	PgsmEntry  *e;
+
+	LWLockAcquire(pgsm_shared->lock, LW_SHARED);
+	key->bucket_start = writable_bucket();
+	e = hash_search(pgsm_entries, key, HASH_FIND, NULL);
+	if (e != NULL && e->unscanned && !x->in_error_report)
+		e = NULL;				/* complete it on the slow path */
+	if (e != NULL)
+		accumulate(e, x);
+	LWLockRelease(pgsm_shared->lock);
+	if (e != NULL)
+		note_bucket(key->bucket_start);
+	return e != NULL;
+}
+
+/*
+ * The slow path: make the entry (or use its bucket's overflow row) under
+ * the EXCLUSIVE lock, and record a message.  The worker is woken when a
+ * statement finds no room; may raise an error (out of memory) only before
+ * anything is changed.
+ */
+void
+pgsm_store_new(PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t)
+{
 	PgsmEntry  *e;
 	bool		wake = false;
 
-	prepare_texts(&t, x);
 	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
 	key->bucket_start = writable_bucket();
-	e = create_entry(key, x, &t);
+	e = create_entry(key, x, t);
 	if (e == NULL)
 	{
 		e = overflow_entry(key->bucket_start);
@@ -765,61 +739,12 @@ store_new(PgsmKey *key, PgsmExecution *x)
 	{
 		accumulate(e, x);
 		if (x->elevel > 0 && e->key.kind == PGSM_KIND_STATEMENT)
-			set_message(e, x->message);
+			set_message(e, t);
 	}
 	LWLockRelease(pgsm_shared->lock);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(temp_context());
 	note_bucket(key->bucket_start);
 	if (wake)
 		pgsm_wake_worker();
-}
-
-/*
- * Record one execution.  The usual case (the entry exists, no message to
- * record) holds the lock SHARED for one lookup and one spinlocked update.
- */
-void
-pgsm_store(PgsmExecution *x)
-{
-	PgsmKey		key;
-	PgsmEntry  *e;
-
-	if (pgsm_shared == NULL)
-		return;
-	/* an error raised while this backend reads the store must not wait on it */
-	if (LWLockHeldByMe(pgsm_shared->lock))
-	{
-		pgsm_count_dropped(x->delta.calls, x->exec_ms);
-		return;
-	}
-	build_key(&key, x);
-	if (x->elevel == 0)
-	{
-		LWLockAcquire(pgsm_shared->lock, LW_SHARED);
-		key.bucket_start = writable_bucket();
-		e = hash_search(pgsm_entries, &key, HASH_FIND, NULL);
-		if (e != NULL && e->unscanned && !x->in_error_report)
-			e = NULL;			/* complete it on the slow path */
-		if (e != NULL)
-			accumulate(e, x);
-		LWLockRelease(pgsm_shared->lock);
-		if (e != NULL)
-		{
-			note_bucket(key.bucket_start);
-			return;
-		}
-	}
-	pgsm_in_store = true;
-	PG_TRY();
-	{
-		store_new(&key, x);
-	}
-	PG_FINALLY();
-	{
-		pgsm_in_store = false;
-	}
-	PG_END_TRY();
 }
 
 /* ---------------------------------------------------------------- readers */
@@ -877,13 +802,14 @@ pgsm_get_info(PgsmInfo *info)
 	pgsm_arena_usage(&info->text_bytes, &info->text_bytes_used, &info->max_texts, &info->texts);
 	info->frozen_below = pgsm_shared->frozen_below;
 	info->stats_reset = pgsm_shared->stats_reset;
+	info->exported_entries = pgsm_shared->exported_entries;
 	hash_seq_init(&scan, pgsm_entries);
 	while ((e = hash_seq_search(&scan)) != NULL)
 	{
 		if (e->key.kind == PGSM_KIND_OVERFLOW)
 			info->overflow_entries++;
 		if (e->key.bucket_start < pgsm_shared->exported_below)
-			continue;			/* exported, waiting for old snapshots */
+			continue;			/* exported, kept for the view */
 		if (info->oldest_bucket == 0 || e->key.bucket_start < info->oldest_bucket)
 			info->oldest_bucket = e->key.bucket_start;
 	}
@@ -915,8 +841,7 @@ pgsm_freeze_finished(void)
 
 /*
  * Remove the entries of buckets before 'below' (all when below is
- * PG_INT64_MAX); returns the calls they held.  Does not allocate, so it
- * may run in a commit callback.
+ * PG_INT64_MAX), exported or not; returns the calls they held.
  */
 static int64
 remove_below(int64 below)
@@ -926,7 +851,7 @@ remove_below(int64 below)
 	int64		calls = 0;
 
 	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
-	/* a bucket still open to writes is never released, except by reset */
+	/* a bucket still open to writes is never removed, except by reset */
 	if (below != PG_INT64_MAX)
 		below = Min(below, pgsm_shared->frozen_below);
 	hash_seq_init(&scan, pgsm_entries);
@@ -934,43 +859,53 @@ remove_below(int64 below)
 	{
 		if (e->key.bucket_start >= below)
 			continue;
-		calls += e->c.calls;
-		release_refs(e);
-		hash_search(pgsm_entries, &e->key, HASH_REMOVE, NULL);
+		if (e->key.bucket_start >= pgsm_shared->exported_below)
+			calls += e->c.calls;	/* not in history: lost */
+		remove_entry(e);
 	}
 	LWLockRelease(pgsm_shared->lock);
 	return calls;
 }
 
 /*
- * At the commit of an export: its buckets are in history now.  Runs in a
- * commit callback, so it must not fail.
+ * At the commit of an export (handoff.c): the buckets before 'below' are in
+ * history now.  They stay in memory, whole, for the view until room is
+ * needed or they leave the window.  Runs in a commit callback, so it must
+ * not fail: it takes a lock and scans, but does not allocate.
  */
 void
-pgsm_mark_exported(int64 below, TransactionId xid)
+pgsm_mark_exported(int64 below)
 {
+	HASH_SEQ_STATUS scan;
+	PgsmEntry  *e;
+	int64		from;
+
 	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
-	if (below > pgsm_shared->exported_below)
-		pgsm_shared->exported_below = Min(below, pgsm_shared->frozen_below);
-	pgsm_shared->exported_xid = xid;
+	below = Min(below, pgsm_shared->frozen_below);
+	from = pgsm_shared->exported_below;
+	if (below > from)
+	{
+		hash_seq_init(&scan, pgsm_entries);
+		while ((e = hash_seq_search(&scan)) != NULL)
+		{
+			if (e->key.bucket_start >= from && e->key.bucket_start < below)
+				pgsm_shared->exported_entries++;
+		}
+		pgsm_shared->exported_below = below;
+	}
 	LWLockRelease(pgsm_shared->lock);
 }
 
-/* remove exported buckets once every snapshot sees their export committed */
-void
-pgsm_remove_exported(void)
+/* let exported buckets before 'below' go (they left the window); returns entries removed */
+int64
+pgsm_release_exported(int64 below)
 {
-	int64		below;
-	TransactionId xid;
+	int64		n;
 
-	LWLockAcquire(pgsm_shared->lock, LW_SHARED);
-	below = pgsm_shared->exported_below;
-	xid = pgsm_shared->exported_xid;
+	LWLockAcquire(pgsm_shared->lock, LW_EXCLUSIVE);
+	n = remove_exported_below(below);
 	LWLockRelease(pgsm_shared->lock);
-	if (below == 0 || (TransactionIdIsValid(xid) &&
-					   !TransactionIdPrecedes(xid, GetOldestNonRemovableTransactionId(NULL))))
-		return;
-	remove_below(below);
+	return n;
 }
 
 /* drop buckets nobody can export, counting what is lost */

@@ -3,7 +3,8 @@
  * text.c
  *		Query text helpers: the statement's slice of a source string,
  *		cutting on a character boundary, normalization (constants become
- *		$n), the text-based pgsm_query_id and comment extraction.
+ *		$n), the text-based pgsm_query_id and comment extraction: the SQL
+ *		lexing rules of the C core, in one place.
  *
  * All of these run only when an entry is created, never for a statement
  * whose entry exists.  They use PostgreSQL's own SQL scanner, so a
@@ -235,22 +236,19 @@ pgsm_text_query_id(const char *text, int len)
 
 /* ---- comments ---- */
 
-/* the end of a quoted run starting at s[i] (a quote), past the closing quote */
-static int
-skip_quoted(const char *s, int len, int i, char quote)
+/*
+ * Comments are what the server's scanner skips between tokens: the gaps
+ * between tokens (and after the last one) hold only white space and
+ * comments, so a comment-like run inside a literal, a quoted identifier or
+ * a dollar-quoted body is never taken for one.  One lexing policy: the
+ * scanner's.
+ */
+typedef struct CommentState
 {
-	for (i++; i < len; i++)
-	{
-		if (s[i] == quote)
-		{
-			if (i + 1 < len && s[i + 1] == quote)
-				i++;
-			else
-				return i + 1;
-		}
-	}
-	return len;
-}
+	const char *src;
+	int			gap_start;		/* end of the previous token */
+	StringInfoData out;
+} CommentState;
 
 /* the end of a (nestable) block comment starting at s[i] */
 static int
@@ -277,63 +275,67 @@ skip_block_comment(const char *s, int len, int i)
 	return len;
 }
 
-/* the end of a $tag$ ... $tag$ run starting at s[i], or i if it is not one */
-static int
-skip_dollar_quoted(const char *s, int len, int i)
+/* append the block comments of a gap (white space and comments only) */
+static void
+gap_comments(CommentState *st, int from, int to)
 {
-	int			j = i + 1;
+	const char *s = st->src;
+	int			i = from;
 
-	while (j < len && (isalnum((unsigned char) s[j]) || s[j] == '_'))
-		j++;
-	if (j >= len || s[j] != '$')
-		return i;
-	for (int k = j + 1; k + (j - i) < len; k++)
+	while (i < to)
 	{
-		if (strncmp(s + k, s + i, j - i + 1) == 0)
-			return k + (j - i + 1);
-	}
-	return len;
-}
-
-/* the statement's block comments, joined by ", ", or NULL if it has none */
-char *
-pgsm_extract_comments_of(const char *s, int len)
-{
-	StringInfoData out;
-	int			i = 0;
-
-	initStringInfo(&out);
-	while (i < len)
-	{
-		if (s[i] == '\'' || s[i] == '"')
-			i = skip_quoted(s, len, i, s[i]);
-		else if (s[i] == '-' && i + 1 < len && s[i + 1] == '-')
+		if (s[i] == '-' && i + 1 < to && s[i + 1] == '-')
 		{
-			while (i < len && s[i] != '\n')
+			while (i < to && s[i] != '\n')
 				i++;
 		}
-		else if (s[i] == '/' && i + 1 < len && s[i + 1] == '*')
+		else if (s[i] == '/' && i + 1 < to && s[i + 1] == '*')
 		{
-			int			end = skip_block_comment(s, len, i);
+			int			end = skip_block_comment(s, to, i);
 
-			if (out.len > 0)
-				appendStringInfoString(&out, ", ");
-			appendBinaryStringInfo(&out, s + i, end - i);
+			if (st->out.len > 0)
+				appendStringInfoString(&st->out, ", ");
+			appendBinaryStringInfo(&st->out, s + i, end - i);
 			i = end;
-		}
-		else if (s[i] == '$' && (i == 0 || !isalnum((unsigned char) s[i - 1])))
-		{
-			int			end = skip_dollar_quoted(s, len, i);
-
-			i = (end == i) ? i + 1 : end;
 		}
 		else
 			i++;
 	}
-	if (out.len == 0)
+}
+
+static void
+comment_gap(void *arg, int token, int location, int length, core_YYSTYPE *value)
+{
+	CommentState *st = arg;
+
+	if (location > st->gap_start)
+		gap_comments(st, st->gap_start, location);
+	st->gap_start = Max(st->gap_start, location + length);
+}
+
+/*
+ * The statement's block comments, joined by ", ", or NULL if it has none
+ * (or the scanner cannot read it).  Not for error reports (it scans).
+ */
+char *
+pgsm_extract_comments_of(const char *s, int len)
+{
+	CommentState st;
+
+	st.src = s;
+	st.gap_start = 0;
+	initStringInfo(&st.out);
+	if (!scan_tokens(s, len, comment_gap, &st))
 	{
-		pfree(out.data);
+		pfree(st.out.data);
 		return NULL;
 	}
-	return out.data;
+	if (st.gap_start < len)
+		gap_comments(&st, st.gap_start, len);
+	if (st.out.len == 0)
+	{
+		pfree(st.out.data);
+		return NULL;
+	}
+	return st.out.data;
 }

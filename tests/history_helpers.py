@@ -14,7 +14,13 @@ T = TypeVar("T")
 
 Conn = psycopg.Connection[Any]
 
-LIVE = "pg_stat_monitor_internal(true)"  # the live rows of shared memory, texts included
+# the live rows of shared memory not exported yet, texts included (an exported bucket stays in
+# memory for the view until it leaves the window or its room is needed)
+LIVE = ("(SELECT l.* FROM pg_stat_monitor_internal(true) l WHERE NOT EXISTS"
+        " (SELECT FROM pg_stat_monitor_history h"
+        "  WHERE h.bucket_start_time = l.bucket_start_time)) AS live")
+# let exported buckets leave memory now, so that the view reads them from history
+RELEASE = "SELECT pgsm_internal.pgsm_release_exported('infinity')"
 HISTORY = "pg_stat_monitor_history"
 
 # 1-second buckets, and the worker does not export behind the test's back
@@ -50,16 +56,8 @@ def dicts(conn: Conn, query: str, *params: Any) -> list[dict[str, Any]]:
 
 
 def export(conn: Conn) -> int:
-    """Call pg_stat_monitor_export(); the number of history rows it wrote.
-
-    Outside a transaction, also let shared memory drop the exported buckets: they stay live
-    until no snapshot older than the export's commit is left, and the next export (or
-    pgsm_internal.pgsm_freeze_buckets()) removes them.
-    """
-    written = int(one(conn, "SELECT pg_stat_monitor_export()"))
-    if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-        one(conn, "SELECT pgsm_internal.pgsm_freeze_buckets() IS NOT NULL")
-    return written
+    """Call pg_stat_monitor_export(); the number of history rows it wrote."""
+    return int(one(conn, "SELECT pg_stat_monitor_export()"))
 
 
 def sleep_past_bucket_end(bucket_time: float = 1.0) -> None:

@@ -37,9 +37,6 @@ def test_pg_cron_job_exports_finished_buckets(make_server: ServerFactory) -> Non
     runs, exported = poll(state, lambda s: ("succeeded",) in s[0] and s[1] == 3,
                           timeout=90, interval=1)
     with srv.connect() as conn:
-        # exported buckets leave memory once no older snapshot is left: the next export (or
-        # pgsm_internal.pgsm_freeze_buckets()) removes them
-        conn.execute("SELECT pgsm_internal.pgsm_freeze_buckets()")
         live = calls_of(conn, LIVE, sql)
         exports = rows(conn, "SELECT exports > 0 FROM pg_stat_monitor_info")
     assert ("succeeded",) in runs

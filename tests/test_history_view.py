@@ -9,7 +9,7 @@ import pytest
 
 from fixtures import ServerFactory
 from history_helpers import (
-    HISTORY, LIVE, MANUAL, calls_of, dicts, export, marker, one, rows, sleep_past_bucket_end,
+    HISTORY, LIVE, MANUAL, RELEASE, calls_of, dicts, export, marker, one, rows, sleep_past_bucket_end,
 )
 from pgserver import PgServer
 
@@ -102,6 +102,7 @@ def test_texts_of_other_roles_from_history_are_hidden(srv: PgServer) -> None:
     sleep_past_bucket_end()
     with srv.connect() as conn:
         export(conn)
+        conn.execute(RELEASE)
         left_live = calls_of(conn, LIVE, theirs_sql) + calls_of(conn, LIVE, own_sql)
     with srv.connect(user=PLAIN) as plain:
         theirs = rows(plain, "SELECT query, calls, username FROM pg_stat_monitor"
@@ -136,6 +137,7 @@ def test_a_row_looks_the_same_before_and_after_export(srv: PgServer, user: str) 
     before = view_rows(srv, user, queryid)
     with srv.connect() as conn:
         export(conn)
+        conn.execute(RELEASE)
         left_live = calls_of(conn, LIVE, sql)
     after = view_rows(srv, user, queryid)
     assert left_live == 0

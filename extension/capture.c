@@ -1,0 +1,261 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		Turn one execution, as the hooks measured it, into what the store
+ *		keeps: the entry key (bucket aside), and for a new entry its texts
+ *		(statement, top-level statement, comments, plan, message,
+ *		application name, relations) with their limits applied.
+ *
+ * The usual case, an entry that exists already, costs one key build and
+ * the store's fast path; texts are prepared only when an entry is made.
+ *
+ * Whose statement is it: a call counts under the role that was current
+ * when it ran (inside a SECURITY DEFINER function, the function's owner),
+ * except a row made by an error or warning report, which counts under
+ * the role of the top-level statement the client sent.  A nested row whose
+ * role is not the top-level statement's does not keep the top-level text:
+ * the owner of a definer function must not read its callers' statements.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgsm.h"
+
+#include "libpq/libpq-be.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+static MemoryContext pgsm_capture_cxt = NULL;
+
+/*
+ * Set while this backend makes an entry, the only part of storing that can
+ * raise an error: an error report arriving meanwhile is not recorded.
+ */
+bool		pgsm_in_store = false;
+
+/* ---------------------------------------------------------------- the key */
+
+/* the client's address, for keys; the same for the whole life of a backend */
+static void
+client_of(PgsmKey *key)
+{
+	if (MyProcPort == NULL)
+		return;
+	if (MyProcPort->raddr.addr.ss_family == AF_INET)
+	{
+		struct sockaddr_in *sin = (struct sockaddr_in *) &MyProcPort->raddr.addr;
+
+		key->client_family = AF_INET;
+		memcpy(key->client_addr, &sin->sin_addr, 4);
+	}
+	else if (MyProcPort->raddr.addr.ss_family == AF_INET6)
+	{
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &MyProcPort->raddr.addr;
+
+		key->client_family = AF_INET6;
+		memcpy(key->client_addr, &sin6->sin6_addr, 16);
+	}
+}
+
+/*
+ * The hash of application_name, computed again only when the setting's
+ * string changes (compared by address, then by content, since a freed
+ * string's address can come back).
+ */
+static uint64
+appname_hash(void)
+{
+	static const char *last = NULL;
+	static char *last_copy = NULL;
+	static uint64 hash = 0;
+	const char *app = application_name ? application_name : "";
+
+	if (app != last || last_copy == NULL || strcmp(app, last_copy) != 0)
+	{
+		char	   *copy = MemoryContextStrdup(TopMemoryContext, app);
+
+		if (last_copy != NULL)
+			pfree(last_copy);
+		last_copy = copy;
+		hash = pgsm_hash_bytes(app, strlen(app));
+		last = app;
+	}
+	return hash;
+}
+
+static void
+build_key(PgsmKey *key, const PgsmExecution *x)
+{
+	static PgsmKey client;
+	static bool client_known = false;
+
+	if (!client_known)
+	{
+		memset(&client, 0, sizeof(client));
+		client_of(&client);
+		client_known = true;
+	}
+	memcpy(key, &client, sizeof(*key));
+	key->queryid = x->queryid;
+	key->top_queryid = x->top_queryid;
+	key->planid = x->planid;
+	key->toplevel = x->toplevel;
+	key->userid = OidIsValid(x->userid) ? x->userid : GetUserId();
+	key->dbid = MyDatabaseId;
+	key->appname_hash = appname_hash();
+	key->kind = PGSM_KIND_STATEMENT;
+}
+
+/* ---------------------------------------------------------------- texts */
+
+/* the distinct relations of a range table */
+static void
+collect_relids(const List *rtable, Oid **relids, int *nrelids)
+{
+	ListCell   *lc;
+	int			n = 0;
+	Oid		   *ids;
+
+	*relids = NULL;
+	*nrelids = 0;
+	if (rtable == NIL)
+		return;
+	ids = palloc(sizeof(Oid) * list_length(rtable));
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		int			i;
+
+		if (rte->rtekind != RTE_RELATION || !OidIsValid(rte->relid))
+			continue;
+		for (i = 0; i < n && ids[i] != rte->relid; i++)
+			;
+		if (i == n)
+			ids[n++] = rte->relid;
+	}
+	*relids = ids;
+	*nrelids = n;
+}
+
+/* the statement's comments, at most PGSM_COMMENTS_MAX_LEN bytes */
+static char *
+bounded_comments(const char *stmt, int len)
+{
+	char	   *comments = pgsm_extract_comments_of(stmt, len);
+	int			cut_len;
+
+	if (comments == NULL)
+		return NULL;
+	return pgsm_cut_text(comments, strlen(comments), PGSM_COMMENTS_MAX_LEN, &cut_len);
+}
+
+/*
+ * The top-level statement's text, for a nested row: only when the nested
+ * statement runs as the role that sent it.
+ */
+static void
+prepare_top_text(PgsmNewTexts *t, const PgsmExecution *x, Oid userid)
+{
+	int			top_len;
+	char	   *top;
+
+	if (x->top_source == NULL || x->top_userid != userid)
+		return;
+	top = pgsm_statement_text(x->top_source, x->top_location, x->top_len, &top_len);
+	if (top)
+		t->top_query = pgsm_cut_text(top, top_len, pgsm_query_max_len, &t->top_query_len);
+}
+
+/*
+ * Everything a new entry stores.  An error report's text is kept raw: the
+ * SQL scanner (which raises errors on text it cannot read) must not run
+ * there, so its pgsm_query_id and comments wait for a normal run.
+ */
+static void
+prepare_texts(PgsmNewTexts *t, const PgsmExecution *x, Oid userid)
+{
+	int			len;
+	char	   *stmt = pgsm_statement_text(x->source_text, x->stmt_location,
+										   x->stmt_len, &len);
+	bool		scan = stmt != NULL && !x->in_error_report;
+
+	memset(t, 0, sizeof(*t));
+	if (pgsm_enable_pgsm_query_id && scan)
+		t->pgsm_query_id = pgsm_text_query_id(stmt, len);
+	if (pgsm_extract_comments && scan)
+		t->comments = bounded_comments(stmt, len);
+	if (pgsm_normalized_query && scan)
+		stmt = pgsm_normalize(stmt, len, &len);
+	if (stmt)
+	{
+		t->query_cut = len > pgsm_query_max_len;
+		t->query = pgsm_cut_text(stmt, len, pgsm_query_max_len, &t->query_len);
+	}
+	prepare_top_text(t, x, userid);
+	if (x->plan_text)
+		t->plan = pgsm_cut_text(x->plan_text, strlen(x->plan_text),
+								pgsm_query_max_len, &t->plan_len);
+	if (x->elevel > 0 && x->message)
+		t->message = pgsm_cut_text(x->message, strlen(x->message),
+								   pgsm_query_max_len, &t->message_len);
+	t->appname = application_name ? application_name : "";
+	collect_relids(x->rtable, &t->relids, &t->nrelids);
+}
+
+/* ---------------------------------------------------------------- capture */
+
+static MemoryContext
+capture_context(void)
+{
+	if (pgsm_capture_cxt == NULL)
+		pgsm_capture_cxt = AllocSetContextCreate(TopMemoryContext, "pg_stat_monitor capture",
+												 ALLOCSET_DEFAULT_SIZES);
+	return pgsm_capture_cxt;
+}
+
+/* the slow path: prepare the texts, then let the store make the entry */
+static void
+capture_new(PgsmKey *key, PgsmExecution *x)
+{
+	MemoryContext old = MemoryContextSwitchTo(capture_context());
+	PgsmNewTexts t;
+
+	prepare_texts(&t, x, key->userid);
+	pgsm_store_new(key, x, &t);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(capture_context());
+}
+
+/*
+ * Record one execution.  The usual case (the entry exists, no message to
+ * record) is the store's fast path: one lookup and one spinlocked update.
+ */
+void
+pgsm_capture(PgsmExecution *x)
+{
+	PgsmKey		key;
+
+	if (!pgsm_store_ready())
+		return;
+	/* an error raised while this backend reads the store must not wait on it */
+	if (pgsm_store_locked_by_me())
+	{
+		pgsm_count_dropped(x->delta.calls, x->exec_ms);
+		return;
+	}
+	build_key(&key, x);
+	if (x->elevel == 0 && pgsm_store_add(&key, x))
+		return;
+	pgsm_in_store = true;
+	PG_TRY();
+	{
+		capture_new(&key, x);
+	}
+	PG_FINALLY();
+	{
+		pgsm_in_store = false;
+	}
+	PG_END_TRY();
+}
