@@ -15,10 +15,14 @@ from pytest_postgresql.executor import PostgreSQLExecutor
 
 
 
+def pg_bindir() -> str:
+    """The bindir of the pg_config on PATH, looked up when needed (unit tests need none)."""
+    return subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
+
+
 def pg_ctl() -> str:
-    """pg_ctl of the pg_config on PATH, looked up when a server is made (unit tests make none)."""
-    bindir = subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
-    return os.path.join(bindir, "pg_ctl")
+    """pg_ctl of the pg_config on PATH."""
+    return os.path.join(pg_bindir(), "pg_ctl")
 
 
 DEFAULT_SETTINGS = {
