@@ -9,7 +9,8 @@ MODULE_big  = pg_stat_monitor
 OBJS        = extension/pg_stat_monitor.o extension/guc.o extension/store.o \
               extension/arena.o extension/histogram.o extension/persist.o \
               extension/hooks.o extension/capture.o extension/text.o \
-              extension/handoff.o extension/readers.o bgworker/worker.o
+              extension/handoff.o extension/readers.o extension/fdwtag.o \
+              bgworker/worker.o
 PG_CPPFLAGS = -I$(srcdir)/extension -DPGSM_VERSION='"$(RELEASE)"'
 PG_CFLAGS   = -Wall -Werror
 MODULEDIR   = extension

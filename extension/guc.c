@@ -35,6 +35,7 @@ bool		pgsm_track_cpu_time = false;
 char	   *pgsm_worker_database = NULL;
 bool		pgsm_export_auto = true;
 int			pgsm_export_interval = 10;
+char	   *pgsm_node_name = NULL;
 
 /* settings read by the PL/Python side only; defined here so they are typed */
 static int	pgsm_export_top_n = 300;
@@ -164,11 +165,49 @@ define_history_gucs(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
+/* a node name is safe inside a quoted SQL comment: letters, digits, _ . - only */
+bool
+pgsm_valid_node_name(const char *name)
+{
+	const char *c;
+
+	if (strlen(name) >= NAMEDATALEN)
+		return false;
+	for (c = name; *c; c++)
+	{
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			  (*c >= '0' && *c <= '9') || *c == '_' || *c == '.' || *c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static bool
+check_node_name(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || pgsm_valid_node_name(*newval))
+		return true;
+	GUC_check_errdetail("A node name has at most %d characters among letters, digits, \"_\", \".\" and \"-\".",
+						NAMEDATALEN - 1);
+	return false;
+}
+
+static void
+define_cluster_gucs(void)
+{
+	DefineCustomStringVariable(PGSM_GUC("pgsm_node_name"),
+							   "Sets this node's name in a postgres_fdw cluster (empty: cluster_name).",
+							   "Coordinators tag the remote SQL they send with it; names must be unique in the cluster.",
+							   &pgsm_node_name, "",
+							   PGC_SIGHUP, 0, check_node_name, NULL, NULL);
+}
+
 void
 pgsm_define_gucs(void)
 {
 	define_memory_gucs();
 	define_tracking_gucs();
 	define_history_gucs();
+	define_cluster_gucs();
 	MarkGUCPrefixReserved("pg_stat_monitor");
 }

@@ -106,8 +106,6 @@ pgsm_on_commit(PgsmCommitFn fn, int64 arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("too many pg_stat_monitor exports in one transaction")));
-	/* the transaction must have an id: a read-only one has no commit to wait for */
-	(void) GetTopTransactionId();
 	pgsm_pending[pgsm_npending].level = GetCurrentTransactionNestLevel();
 	pgsm_pending[pgsm_npending].fn = fn;
 	pgsm_pending[pgsm_npending].arg = arg;

@@ -44,6 +44,7 @@ static int	pgsm_nesting = 0;
 static uint64 pgsm_top_queryid = 0;
 static Oid	pgsm_top_userid = InvalidOid;	/* the role it started as */
 static const char *pgsm_top_source = NULL;
+static bool pgsm_top_explain = false;	/* the top-level statement is an EXPLAIN */
 static int	pgsm_top_location = -1;
 static int	pgsm_top_len = 0;
 
@@ -283,7 +284,10 @@ pgsm_planner(Query *parse, const char *query_string, int cursorOptions,
 
 	/* functions run while planning (constant folding) are nested in this statement */
 	if (pgsm_nesting == 0)
+	{
 		set_top(parse->queryId, query_string, parse->stmt_location, parse->stmt_len);
+		pgsm_top_explain = false;
+	}
 	if (measure)
 		INSTR_TIME_SET_CURRENT(start);
 	pgsm_nesting++;
@@ -299,6 +303,9 @@ pgsm_planner(Query *parse, const char *query_string, int cursorOptions,
 		pgsm_nesting--;
 	}
 	PG_END_TRY();
+	/* remote SQL carries the top-level statement's id; under EXPLAIN, the explained one's */
+	pgsm_fdw_tag(result, (pgsm_nesting == 0 || (pgsm_nesting == 1 && pgsm_top_explain)) ?
+				 parse->queryId : pgsm_top_queryid);
 	if (measure)
 	{
 		INSTR_TIME_SET_CURRENT(duration);
@@ -493,7 +500,10 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	PgsmExecution x;
 
 	if (pgsm_nesting == 0 && !prepare_family)
+	{
 		set_top(queryid, queryString, pstmt->stmt_location, pstmt->stmt_len);
+		pgsm_top_explain = IsA(parsetree, ExplainStmt);
+	}
 	if (!pgsm_track_utility || prepare_family || queryid == UINT64CONST(0) ||
 		!pgsm_enabled(pgsm_nesting))
 	{

@@ -6,7 +6,8 @@
  *
  * Who calls whom (no two files call each other):
  *	hooks.c ─► capture.c ─► store.c ─► arena.c, histogram.c
- *	              └──────► text.c
+ *	   │          └──────► text.c
+ *	   └─────► fdwtag.c
  *	readers.c, handoff.c, persist.c, worker.c ─► store.c
  *	pg_stat_monitor.c ─► store.c, persist.c, hooks.c, worker.c
  *
@@ -54,8 +55,10 @@ extern bool pgsm_track_cpu_time;
 extern char *pgsm_worker_database;
 extern bool pgsm_export_auto;
 extern int	pgsm_export_interval;
+extern char *pgsm_node_name;
 
 extern void pgsm_define_gucs(void);
+extern bool pgsm_valid_node_name(const char *name);
 
 /* set in the background worker: its own statements are not tracked */
 extern bool pgsm_untracked_process;
@@ -347,6 +350,10 @@ extern char *pgsm_normalize(const char *text, int len, int *out_len);
 extern uint64 pgsm_text_query_id(const char *text, int len);
 extern char *pgsm_extract_comments_of(const char *text, int len);
 extern uint64 pgsm_hash_bytes(const char *data, Size len);
+
+/* ---- fdwtag.c: the coordinator tags postgres_fdw's remote SQL ---- */
+struct PlannedStmt;
+extern void pgsm_fdw_tag(struct PlannedStmt *stmt, uint64 parent_queryid);
 
 /* ---- hooks (hooks.c) ---- */
 extern void pgsm_install_hooks(void);

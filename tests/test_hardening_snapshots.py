@@ -90,9 +90,9 @@ def calls_per_statement(conn: psycopg.Connection[Any]) -> dict[str, int]:
 @pytest.mark.slow
 def test_held_back_snapshots_lose_no_call_and_the_worker_stays_idle(
         srv: PgServer, held_back: None, tmp_path: Path) -> None:
-    """Slot, old snapshot, open write: 0 lost, calls = transactions, worker < 40%, 500 rows."""
+    """Slot, old snapshot, open write: 0 lost, calls = transactions, worker < 10%, 500 rows."""
     # overflowed, dropped and discarded calls stay 0; each of the 500 statements has exactly
-    # as many calls as pgbench ran transactions; the worker's CPU time stays under 40% of the
+    # as many calls as pgbench ran transactions; the worker's CPU time stays under 10% of the
     # wall time; the view's latest finished bucket, read during the load, shows all 500
     # statements with their own texts and no '<other>' or '<overflow>' row
     script = tmp_path / "load.sql"
@@ -123,5 +123,5 @@ def test_held_back_snapshots_lose_no_call_and_the_worker_stays_idle(
     assert sum(calls.values()) == transactions * TABLES
     assert {n for n in calls.values()} == {transactions}
     assert same_worker == pid
-    assert cpu < 0.4 * wall, f"worker used {cpu:.1f} s of CPU in {wall:.1f} s"
+    assert cpu < 0.1 * wall, f"worker used {cpu:.1f} s of CPU in {wall:.1f} s"
     assert during == (TABLES, TABLES, 0)
