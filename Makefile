@@ -17,6 +17,8 @@ MODULEDIR   = extension
 DATA        = $(CONTROL) $(wildcard migrations/pg_stat_monitor--*--*.sql)
 DATA_built  = build/pg_stat_monitor--$(EXTVERSION).sql
 EXTRA_CLEAN = build plpy_modules/pgsm/_version.py
+# installcheck runs pytest (below), not pg_regress
+NO_INSTALLCHECK = 1
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
@@ -47,8 +49,13 @@ install-python: plpy_modules/pgsm/_version.py
 	    --upgrade --target '$(DESTDIR)$(PYDIR)' .
 	rm -rf build/lib build/bdist* plpy_modules/*.egg-info
 
+# the whole suite against the installed build (pg_config on PATH, or PG_CONFIG): no apt,
+# no install; `pytest tests/unit` needs no PostgreSQL at all
+installcheck:
+	PG_CONFIG='$(PG_CONFIG)' bash scripts/installcheck.sh
+
 # ---- the two commands of the README ----
-.PHONY: setup demo test bench install-python
+.PHONY: setup demo test bench install-python installcheck
 
 setup:
 	bash scripts/setup.sh

@@ -10,10 +10,9 @@ from typing import Any
 
 import psycopg
 
-from pgserver import PG_BINDIR, PgServer
+from pgserver import PgServer, pg_bindir
 
 WORKER = "pg_stat_monitor worker"
-PGBENCH = os.path.join(PG_BINDIR, "pgbench")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -36,7 +35,7 @@ def run_pgbench(server: PgServer, script: Path, *args: str,
                 dbname: str = "postgres") -> subprocess.Popen[str]:
     """Start pgbench -n with a script file against a server; the caller waits for it."""
     return subprocess.Popen(
-        [PGBENCH, "-n", "-f", str(script), "-h", str(server.sockdir), "-p", str(server.port),
+        [os.path.join(pg_bindir(), "pgbench"), "-n", "-f", str(script), "-h", str(server.sockdir), "-p", str(server.port),
          "-U", "postgres", *args, dbname],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

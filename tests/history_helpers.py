@@ -20,7 +20,7 @@ LIVE = ("(SELECT l.* FROM pg_stat_monitor_internal(true) l WHERE NOT EXISTS"
         " (SELECT FROM pg_stat_monitor_history h"
         "  WHERE h.bucket_start_time = l.bucket_start_time)) AS live")
 # let exported buckets leave memory now, so that the view reads them from history
-RELEASE = "SELECT pgsm_release_exported('infinity')"
+RELEASE = "SELECT pgsm_internal.pgsm_release_exported('infinity')"
 HISTORY = "pg_stat_monitor_history"
 
 # 1-second buckets, and the worker does not export behind the test's back

@@ -13,8 +13,17 @@ import psycopg
 from port_for import get_port
 from pytest_postgresql.executor import PostgreSQLExecutor
 
-PG_BINDIR = subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
-PG_CTL = os.path.join(PG_BINDIR, "pg_ctl")
+
+
+def pg_bindir() -> str:
+    """The bindir of the pg_config on PATH, looked up when needed (unit tests need none)."""
+    return subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
+
+
+def pg_ctl() -> str:
+    """pg_ctl of the pg_config on PATH."""
+    return os.path.join(pg_bindir(), "pg_ctl")
+
 
 DEFAULT_SETTINGS = {
     "shared_preload_libraries": "pg_stat_monitor",
@@ -39,7 +48,7 @@ class PgServer:
         self.sockdir.mkdir(parents=True, exist_ok=True)
         self.logfile = base / "server.log"
         self.executor = PostgreSQLExecutor(
-            executable=PG_CTL,
+            executable=pg_ctl(),
             host="127.0.0.1",
             port=self.port,
             datadir=str(self.datadir),
@@ -83,7 +92,7 @@ class PgServer:
     def stop(self, mode: str = "fast") -> None:
         """Stop with pg_ctl -m mode."""
         subprocess.run(
-            [PG_CTL, "stop", "-D", str(self.datadir), "-m", mode, "-w"],
+            [pg_ctl(), "stop", "-D", str(self.datadir), "-m", mode, "-w"],
             check=True, capture_output=True,
         )
         # forget the finished `pg_ctl start`, or the next start() would wait on it

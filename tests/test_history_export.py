@@ -134,16 +134,17 @@ def test_top_n_rows_and_an_exact_other_row_per_bucket(srv: PgServer) -> None:
 
 
 def test_export_rows_land_in_day_partitions(srv: PgServer) -> None:
-    """Exported rows are stored in the UTC day's partition pg_stat_monitor_history_pYYYYMMDD."""
+    """Exported rows are stored in the UTC day's partition
+    pgsm_internal.pg_stat_monitor_history_pYYYYMMDD."""
     with srv.connect() as conn:
         conn.execute(marker(conn, "hist_partition_marker"))
         sleep_past_bucket_end()
         assert export(conn) > 0
         got = rows(conn, f"SELECT DISTINCT tableoid::regclass::text,"
-                         " 'pg_stat_monitor_history_p'"
+                         " 'pgsm_internal.pg_stat_monitor_history_p'"
                          " || to_char(bucket_start_time AT TIME ZONE 'UTC', 'YYYYMMDD')"
                          f" FROM {HISTORY}")
-        in_default = one(conn, "SELECT count(*) FROM pg_stat_monitor_history_default")
+        in_default = one(conn, "SELECT count(*) FROM pgsm_internal.pg_stat_monitor_history_default")
     assert got
     for stored_in, expected in got:
         assert stored_in == expected
@@ -203,14 +204,14 @@ def test_a_failing_partition_trigger_keeps_the_bucket(srv: PgServer) -> None:
         export(conn)
         conn.execute(sql)
         sleep_past_bucket_end()
-        part = one(conn, "SELECT 'pg_stat_monitor_history_p'"
+        part = one(conn, "SELECT 'pgsm_internal.pg_stat_monitor_history_p'"
                          " || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
         conn.execute("CREATE OR REPLACE FUNCTION hist_fail_part() RETURNS trigger"
                      " LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'hist_fail_part'; END$$")
         conn.execute(f"CREATE TRIGGER hist_fail_part BEFORE INSERT ON {part}"
                      " FOR EACH ROW EXECUTE FUNCTION hist_fail_part()")
         conn.execute("CREATE TRIGGER hist_fail_part BEFORE INSERT ON"
-                     " pg_stat_monitor_history_default"
+                     " pgsm_internal.pg_stat_monitor_history_default"
                      " FOR EACH ROW EXECUTE FUNCTION hist_fail_part()")
         try:
             with pytest.raises(psycopg.errors.RaiseException, match="hist_fail_part"):
@@ -219,7 +220,8 @@ def test_a_failing_partition_trigger_keeps_the_bucket(srv: PgServer) -> None:
             hist_after_failure = calls_of(conn, HISTORY, sql)
         finally:
             conn.execute(f"DROP TRIGGER hist_fail_part ON {part}")
-            conn.execute("DROP TRIGGER hist_fail_part ON pg_stat_monitor_history_default")
+            conn.execute("DROP TRIGGER hist_fail_part"
+                         " ON pgsm_internal.pg_stat_monitor_history_default")
             conn.execute("DROP FUNCTION hist_fail_part()")
         export(conn)
         hist_final = calls_of(conn, HISTORY, sql)

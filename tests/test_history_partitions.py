@@ -29,8 +29,10 @@ def partitions(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 def maintain(conn: psycopg.Connection[Any], now: str) -> list[tuple[str, str]]:
-    """Call pg_stat_monitor_maintain(now); its (action, partition) rows, sorted."""
-    return sorted(rows(conn, "SELECT action, partition FROM pg_stat_monitor_maintain(%s)", now))
+    """Call pg_stat_monitor_maintain(now, force => true) (these days may be ahead of the clock);
+    its (action, partition) rows, sorted."""
+    return sorted(rows(conn, "SELECT action, partition FROM pg_stat_monitor_maintain(%s,"
+                             " force => true)", now))
 
 
 def bounds(conn: psycopg.Connection[Any], name: str) -> str:
@@ -99,8 +101,8 @@ def test_maintain_moves_default_partition_rows_into_a_new_day(srv: PgServer) -> 
         maintain(conn, "2027-05-05 00:00:00+00")
         after = one(conn, f"SELECT tableoid::regclass::text FROM {HISTORY}"
                           " WHERE query = 'hist_part_moved'")
-    assert before == "pg_stat_monitor_history_default"
-    assert after == f"{PREFIX}20270505"
+    assert before == "pgsm_internal.pg_stat_monitor_history_default"
+    assert after == f"pgsm_internal.{PREFIX}20270505"
 
 
 def test_maintain_honours_the_days_ahead_and_retention_settings(srv: PgServer) -> None:
@@ -123,7 +125,7 @@ def test_exported_rows_are_not_in_the_default_partition(srv: PgServer) -> None:
         conn.execute("SELECT 1 AS hist_part_export")
         sleep_past_bucket_end()
         assert export(conn) > 0
-        got = rows(conn, f"SELECT tableoid::regclass::text, 'pg_stat_monitor_history_p'"
+        got = rows(conn, f"SELECT tableoid::regclass::text, 'pgsm_internal.pg_stat_monitor_history_p'"
                          " || to_char(bucket_start_time AT TIME ZONE 'UTC', 'YYYYMMDD')"
                          f" FROM {HISTORY} WHERE query = 'SELECT 1 AS hist_part_export'")
     assert len(got) == 1

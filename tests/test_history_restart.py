@@ -103,7 +103,7 @@ def test_sigkill_of_a_busy_backend_keeps_history_and_recording(srv: PgServer) ->
         sleep_past_bucket_end()
         export(conn)
         history_before = one(conn, f"SELECT count(*) FROM {HISTORY}")
-        state_before = rows(conn, "SELECT exported_below, exports FROM pgsm_export_state")
+        state_before = rows(conn, "SELECT exported_below, exports FROM pgsm_internal.pgsm_export_state")
         conn.execute(marker(conn, "hist_crash_unexported"))
     errors: list[BaseException] = []
     worker = threading.Thread(target=busy, args=(srv, errors))
@@ -117,7 +117,7 @@ def test_sigkill_of_a_busy_backend_keeps_history_and_recording(srv: PgServer) ->
     srv.wait_ready()
     with srv.connect() as conn:
         history_after = one(conn, f"SELECT count(*) FROM {HISTORY}")
-        state_after = rows(conn, "SELECT exported_below, exports FROM pgsm_export_state")
+        state_after = rows(conn, "SELECT exported_below, exports FROM pgsm_internal.pgsm_export_state")
         exported = calls_of(conn, HISTORY, exported_sql)
         after_sql = marker(conn, "hist_after_crash")
         conn.execute(after_sql)

@@ -183,7 +183,7 @@ def test_an_open_reader_does_not_block_the_view_while_a_partition_is_created(
                            " WHERE i.inhparent = 'pg_stat_monitor_history'::regclass"
                            " AND c.relname <> 'pg_stat_monitor_history_default'")
         assert ahead is not None
-        admin.execute(f"DROP TABLE {ahead}")
+        admin.execute(f"DROP TABLE pgsm_internal.{ahead}")
     with one_second_server.connect() as holder, one_second_server.connect() as other:
         holder.execute("BEGIN")
         holder.execute("SELECT count(*) FROM pg_stat_monitor")

@@ -1,70 +1,110 @@
-"""The 65 columns of the pg_stat_monitor view, in order, and how the export folds them."""
+"""The columns of a statistics row, read from the row type, and how the export folds them.
+
+The row is defined once, as the composite type pgsm_internal.pgsm_row; its columns are
+classified by rules, so a new counter needs no change here:
+- identity: every column before ``calls`` (NULL in a bucket's '<other>' row, but for the bucket
+  and its start, and the query '<other>');
+- timing groups: ``<stat>_exec_time`` and ``<stat>_plan_time`` with stat total, min, max, mean or
+  stddev, folded over the group's count (``calls``, ``plans``);
+- ``resp_calls`` (the histogram, summed slot by slot) and ``bucket_done`` (true);
+- every other column is a counter whose folded value is its sum.
+"""
 
 from __future__ import annotations
 
-IDENTITY = [
-    "bucket", "bucket_start_time", "userid", "username", "dbid", "datname", "client_ip",
-    "pgsm_query_id", "queryid", "toplevel", "top_queryid", "query", "comments", "planid",
-    "query_plan", "top_query", "application_name", "relations", "cmd_type", "cmd_type_text",
-    "elevel", "sqlcode", "message",
-]
+import re
+from typing import Callable
 
-# counters whose folded value is a plain sum
-SUMS = [
-    "rows", "shared_blks_hit", "shared_blks_read", "shared_blks_dirtied", "shared_blks_written",
-    "local_blks_hit", "local_blks_read", "local_blks_dirtied", "local_blks_written",
-    "temp_blks_read", "temp_blks_written", "blk_read_time", "blk_write_time",
-    "temp_blk_read_time", "temp_blk_write_time", "cpu_user_time", "cpu_sys_time",
-    "wal_records", "wal_fpi", "wal_bytes", "jit_functions", "jit_generation_time",
-    "jit_inlining_count", "jit_inlining_time", "jit_optimization_count",
-    "jit_optimization_time", "jit_emission_count", "jit_emission_time",
-]
+from pgsm.catalog import INTERNAL
+from pgsm.plpy import Plpy
 
-ALL = [
-    *IDENTITY,
-    "calls", "total_exec_time", "min_exec_time", "max_exec_time", "mean_exec_time",
-    "stddev_exec_time", "rows", "shared_blks_hit", "shared_blks_read", "shared_blks_dirtied",
-    "shared_blks_written", "local_blks_hit", "local_blks_read", "local_blks_dirtied",
-    "local_blks_written", "temp_blks_read", "temp_blks_written", "blk_read_time",
-    "blk_write_time", "temp_blk_read_time", "temp_blk_write_time", "resp_calls",
-    "cpu_user_time", "cpu_sys_time", "wal_records", "wal_fpi", "wal_bytes", "bucket_done",
-    "plans", "total_plan_time", "min_plan_time", "max_plan_time", "mean_plan_time",
-    "stddev_plan_time", "jit_functions", "jit_generation_time", "jit_inlining_count",
-    "jit_inlining_time", "jit_optimization_count", "jit_optimization_time",
-    "jit_emission_count", "jit_emission_time",
-]
+ROW_TYPE = "pgsm_row"
+FIRST_COUNTER = "calls"
+HISTOGRAM = "resp_calls"
+DONE = "bucket_done"
+# the count each timing group's mean and stddev are over
+TIMING_COUNT = {"exec": "calls", "plan": "plans"}
+TIMING = re.compile(r"^(?P<stat>[a-z0-9]+)_(?P<group>exec|plan)_time$")
+TIMING_STATS = ("total", "min", "max", "mean", "stddev")
+# identity columns the '<other>' row keeps (as the group's) or sets
+KEPT_IN_OTHER = {"bucket": "r.bucket", "bucket_start_time": "r.bucket_start_time",
+                 "query": "'<other>'"}
 
-assert len(ALL) == 65
+Quote = Callable[[str], str]
 
 
-def timing(prefix: str, count: str) -> dict[str, str]:
-    """Fold expressions for one timing group (exec or plan) over rows r of one bucket.
+def names(plpy: Plpy) -> list[str]:
+    """The row type's column names, in order, from the catalog."""
+    plan = plpy.prepare(
+        "SELECT a.attname::text AS name FROM pg_catalog.pg_attribute a"
+        " JOIN pg_catalog.pg_type t ON t.typrelid = a.attrelid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
+        " WHERE n.nspname = $1 AND t.typname = $2 AND a.attnum > 0 AND NOT a.attisdropped"
+        " ORDER BY a.attnum", ["text", "text"])
+    return [str(row["name"]) for row in plpy.execute(plan, [INTERNAL, ROW_TYPE])]
+
+
+def kind(name: str, position: int, first_counter: int) -> str:
+    """How a column folds: identity, timing, histogram, done or sum."""
+    if position < first_counter:
+        return "identity"
+    if name == HISTOGRAM:
+        return "histogram"
+    if name == DONE:
+        return "done"
+    match = TIMING.match(name)
+    if match:
+        if match["stat"] not in TIMING_STATS:
+            raise ValueError(f"no rule folds timing column {name}")
+        return "timing"
+    return "sum"
+
+
+def kinds(columns: list[str]) -> dict[str, str]:
+    """Each column's kind (see kind()), in order."""
+    first_counter = columns.index(FIRST_COUNTER)
+    return {name: kind(name, i, first_counter) for i, name in enumerate(columns)}
+
+
+def timing(name: str, q: Quote) -> str:
+    """The folded value of one timing column over rows r of one bucket.
 
     The folded stddev is the population one of all samples: from each row's count n,
     mean m and stddev s, sum(n * (s^2 + m^2)) / N - M^2.
     """
-    n, total = f"sum(r.{count})", f"sum(r.total_{prefix}_time)"
+    match = TIMING.match(name)
+    assert match is not None
+    stat, group = match["stat"], match["group"]
+
+    def col(s: str) -> str:
+        return f"r.{q(f'{s}_{group}_time')}"
+
+    count = f"r.{q(TIMING_COUNT[group])}"
+    n, total = f"sum({count})", f"sum({col('total')})"
     mean = f"({total} / nullif({n}, 0))"
-    squares = f"sum(r.{count} * (r.stddev_{prefix}_time ^ 2 + r.mean_{prefix}_time ^ 2))"
+    squares = f"sum({count} * ({col('stddev')} ^ 2 + {col('mean')} ^ 2))"
     return {
-        f"total_{prefix}_time": f"coalesce({total}, 0)",
-        f"min_{prefix}_time": f"coalesce(min(r.min_{prefix}_time) FILTER (WHERE r.{count} > 0), 0)",
-        f"max_{prefix}_time": f"coalesce(max(r.max_{prefix}_time) FILTER (WHERE r.{count} > 0), 0)",
-        f"mean_{prefix}_time": f"coalesce({mean}, 0)",
-        f"stddev_{prefix}_time":
-            f"coalesce(sqrt(greatest({squares} / nullif({n}, 0) - {mean} ^ 2, 0)), 0)",
-    }
+        "total": f"coalesce({total}, 0)",
+        "min": f"coalesce(min({col('min')}) FILTER (WHERE {count} > 0), 0)",
+        "max": f"coalesce(max({col('max')}) FILTER (WHERE {count} > 0), 0)",
+        "mean": f"coalesce({mean}, 0)",
+        "stddev": f"coalesce(sqrt(greatest({squares} / nullif({n}, 0) - {mean} ^ 2, 0)), 0)",
+    }[stat]
 
 
-def folded() -> dict[str, str]:
-    """The expression of each column of a bucket's '<other>' row (grouped by bucket)."""
-    expr = {name: "NULL" for name in IDENTITY}
-    expr.update({
-        "bucket": "r.bucket", "bucket_start_time": "r.bucket_start_time",
-        "query": "'<other>'", "calls": "sum(r.calls)", "plans": "sum(r.plans)",
-        "bucket_done": "true", "resp_calls": "NULL",
-    })
-    expr.update({name: f"sum(r.{name})" for name in SUMS})
-    expr.update(timing("exec", "calls"))
-    expr.update(timing("plan", "plans"))
-    return expr
+def folded(columns: list[str], q: Quote, histogram: str) -> list[str]:
+    """The expression of each column of a bucket's '<other>' row (rows r grouped by bucket);
+    ``histogram`` is the expression of the summed histogram."""
+    exprs = []
+    for name, how in kinds(columns).items():
+        if how == "identity":
+            exprs.append(KEPT_IN_OTHER.get(name, "NULL"))
+        elif how == "histogram":
+            exprs.append(histogram)
+        elif how == "done":
+            exprs.append("true")
+        elif how == "timing":
+            exprs.append(timing(name, q))
+        else:
+            exprs.append(f"sum(r.{q(name)})")
+    return exprs

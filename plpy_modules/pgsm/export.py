@@ -12,28 +12,30 @@ One transaction, exactly once:
 from __future__ import annotations
 
 from pgsm import columns, partitions, settings
+from pgsm.catalog import internal
 from pgsm.plpy import Plpy, qualified
+
+
+def _kept(plpy: Plpy, names: list[str]) -> str:
+    """The select list of a kept row: the columns of ranked rows r, the query cut to $3 bytes."""
+    q = plpy.quote_ident
+    cut = internal(plpy, "pgsm_cut_query")
+    return ", ".join(
+        f"CASE WHEN r.query_cut OR octet_length(r.query) > $3"
+        f" THEN {cut}(r.query, $3, r.query_cut) ELSE r.query END"
+        if name == "query" else f"r.{q(name)}"
+        for name in names
+    )
 
 
 def _export_sql(plpy: Plpy, schema: str) -> str:
     """The INSERT ... SELECT of one export; $1 below, $2 top N, $3 max text bytes, $4 floor."""
-    def q(name: str) -> str:
-        return qualified(plpy, schema, name)
-
-    names = ", ".join(columns.ALL)
-    kept = ", ".join(
-        f"CASE WHEN r.query_cut OR octet_length(r.query) > $3"
-        f" THEN {q('pgsm_cut_query')}(r.query, $3, r.query_cut) ELSE r.query END"
-        if name == "query" else f"r.{name}"
-        for name in columns.ALL
-    )
-    fold = columns.folded()
-    folded = ", ".join(
-        "h.resp_calls" if name == "resp_calls" else fold[name] for name in columns.ALL
-    )
+    names = columns.names(plpy)
+    folded = ", ".join(columns.folded(names, plpy.quote_ident, "h.resp_calls"))
     return f"""
         WITH live AS (
-            SELECT * FROM {q('pgsm_live_rows')}(true, $1) WHERE bucket_start_time >= $4
+            SELECT (l.r).*, l.query_cut FROM {internal(plpy, 'pgsm_live_rows')}(true, $1) l
+            WHERE (l.r).bucket_start_time >= $4
         ), ranked AS (
             SELECT l.*, row_number() OVER (PARTITION BY l.bucket_start_time
                 ORDER BY l.total_exec_time DESC, l.calls DESC, l.queryid) AS rank
@@ -45,8 +47,9 @@ def _export_sql(plpy: Plpy, schema: str) -> str:
                   WHERE r.rank > $2 GROUP BY 1, 2) x
             GROUP BY x.bucket_start_time
         )
-        INSERT INTO {q('pg_stat_monitor_history')} ({names}, exported_at)
-        SELECT {kept}, now() FROM ranked r WHERE r.rank <= $2
+        INSERT INTO {qualified(plpy, schema, partitions.PARENT)}
+            ({", ".join(plpy.quote_ident(n) for n in names)}, exported_at)
+        SELECT {_kept(plpy, names)}, now() FROM ranked r WHERE r.rank <= $2
         UNION ALL
         SELECT {folded}, now()
         FROM ranked r JOIN rest_hist h USING (bucket_start_time)
@@ -57,9 +60,9 @@ def _export_sql(plpy: Plpy, schema: str) -> str:
 
 def export(plpy: Plpy, schema: str) -> int:
     """Export every finished, unexported bucket; return the number of history rows written."""
-    state = qualified(plpy, schema, "pgsm_export_state")
+    state = internal(plpy, "pgsm_export_state")
     plpy.execute(f"LOCK TABLE {state} IN SHARE ROW EXCLUSIVE MODE")
-    below = plpy.execute(f"SELECT {qualified(plpy, schema, 'pgsm_freeze_buckets')}() AS b")[0]["b"]
+    below = plpy.execute(f"SELECT {internal(plpy, 'pgsm_freeze_buckets')}() AS b")[0]["b"]
     floor = plpy.execute(f"SELECT exported_below FROM {state}")[0]["exported_below"]
     partitions.maintain(plpy, schema, None)
 
@@ -70,7 +73,7 @@ def export(plpy: Plpy, schema: str) -> int:
     written = plpy.execute(insert, [below, top_n, max_len, floor]).nrows()
 
     release = plpy.prepare(
-        f"SELECT {qualified(plpy, schema, 'pgsm_release_buckets_on_commit')}($1)", ["timestamptz"])
+        f"SELECT {internal(plpy, 'pgsm_release_buckets_on_commit')}($1)", ["timestamptz"])
     plpy.execute(release, [below])
     record = plpy.prepare(
         f"UPDATE {state} SET exported_below = greatest(exported_below, $1),"

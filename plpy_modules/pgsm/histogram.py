@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from pgsm.catalog import internal
 from pgsm.plpy import Plpy, qualified
 
 BAR_WIDTH = 30
@@ -17,9 +18,9 @@ def bar(freq: int, top: int) -> str:
     return BAR_CHAR * max(1, round(freq * BAR_WIDTH / top))
 
 
-def rows(plpy: Plpy, schema: str, bucket: int, queryid: int) -> Iterator[tuple[str, int, str]]:
+def rows(plpy: Plpy, schema: str, bucket: int | None, queryid: int | None) -> Iterator[tuple[str, int, str]]:
     """Yield (range, freq, bar) for each slot, summing the query's rows in the bucket."""
-    ranges = plpy.execute(f"SELECT {qualified(plpy, schema, 'range')}() AS r")[0]["r"]
+    ranges = plpy.execute(f"SELECT {internal(plpy, 'pgsm_range')}() AS r")[0]["r"]
     plan = plpy.prepare(
         "SELECT resp_calls FROM " + qualified(plpy, schema, "pg_stat_monitor")
         + " WHERE bucket = $1 AND queryid = $2",

@@ -1,4 +1,8 @@
-"""Daily partitions of pg_stat_monitor_history: create ahead, drop past retention."""
+"""Daily partitions of pg_stat_monitor_history: create ahead, drop past retention.
+
+The parent is in the extension's schema; the partitions (and the default one) are in
+pgsm_internal, where no other role can squat their names.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import datetime as dt
 from typing import Any
 
 from pgsm import settings
+from pgsm.catalog import INTERNAL, internal
+from pgsm.errors import DATETIME_FIELD_OVERFLOW, PgsmError
 from pgsm.plpy import Plpy, qualified
 
 PARENT = "pg_stat_monitor_history"
@@ -16,26 +22,30 @@ DAY = dt.timedelta(days=1)
 
 def partition_name(day: dt.date) -> str:
     """The name of a day's partition, e.g. pg_stat_monitor_history_p20261121."""
-    return f"{PREFIX}{day:%Y%m%d}"
+    return f"{PREFIX}{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
 def day_of(name: str) -> dt.date | None:
     """The day a partition of ours holds, or None for other tables."""
-    if not name.startswith(PREFIX):
+    digits = name[len(PREFIX):]
+    if not name.startswith(PREFIX) or len(digits) != 8 or not digits.isdigit():
         return None
     try:
-        return dt.datetime.strptime(name[len(PREFIX):], "%Y%m%d").date()
+        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
     except ValueError:
         return None
 
 
 def _existing(plpy: Plpy, schema: str) -> dict[dt.date, str]:
+    """Our day partitions attached to the parent, by day."""
     plan = plpy.prepare(
-        "SELECT c.relname FROM pg_catalog.pg_inherits i"
+        "SELECT c.relname::text AS relname FROM pg_catalog.pg_inherits i"
         " JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = $1::regclass", ["text"])
+        " WHERE i.inhparent = $1::regclass AND c.relnamespace = $2::regnamespace",
+        ["text", "text"])
     found: dict[dt.date, str] = {}
-    for row in plpy.execute(plan, [qualified(plpy, schema, PARENT)]):
+    args = [qualified(plpy, schema, PARENT), plpy.quote_ident(INTERNAL)]
+    for row in plpy.execute(plan, args):
         day = day_of(row["relname"])
         if day is not None:
             found[day] = row["relname"]
@@ -75,12 +85,12 @@ def _with_lock_timeout(plpy: Plpy, statements: list[tuple[str, list[Any]]]) -> b
 
 def _create(plpy: Plpy, schema: str, day: dt.date) -> bool:
     """Create a day's partition, moving that day's rows out of the default partition."""
-    part = qualified(plpy, schema, partition_name(day))
+    part = internal(plpy, partition_name(day))
     parent = qualified(plpy, schema, PARENT)
     lo, hi = _bounds(day)
     return _with_lock_timeout(plpy, [
         (f"CREATE TABLE {part} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)", []),
-        (f"WITH moved AS (DELETE FROM {qualified(plpy, schema, DEFAULT)}"
+        (f"WITH moved AS (DELETE FROM {internal(plpy, DEFAULT)}"
          " WHERE bucket_start_time >= $1 AND bucket_start_time < $2 RETURNING *)"
          f" INSERT INTO {part} SELECT * FROM moved", [lo, hi]),
         (f"ALTER TABLE {parent} ATTACH PARTITION {part} FOR VALUES FROM"
@@ -88,34 +98,49 @@ def _create(plpy: Plpy, schema: str, day: dt.date) -> bool:
     ])
 
 
+def plan_days(today: dt.date, ahead: int, keep: int) -> tuple[list[dt.date], dt.date]:
+    """The days to have partitions for (today and ``ahead`` after it) and the first day kept."""
+    try:
+        return [today + i * DAY for i in range(ahead + 1)], today - keep * DAY
+    except OverflowError:
+        raise PgsmError(f"history partitions around {today} are out of range",
+                        DATETIME_FIELD_OVERFLOW) from None
+
+
+def _utc_day(plpy: Plpy, now: Any) -> dt.date:
+    """The UTC day of a timestamptz (None: the current time)."""
+    plan = plpy.prepare(
+        "SELECT extract(year FROM d)::int AS y, extract(month FROM d)::int AS m,"
+        " extract(day FROM d)::int AS d"
+        " FROM (SELECT (coalesce($1, now()) AT TIME ZONE 'UTC')::date AS d) x", ["timestamptz"])
+    row = plpy.execute(plan, [now])[0]
+    try:
+        return dt.date(row["y"], row["m"], row["d"])
+    except ValueError:
+        raise PgsmError(f"now is out of range for history partitions: {now}",
+                        DATETIME_FIELD_OVERFLOW) from None
+
+
 def maintain(plpy: Plpy, schema: str, now: Any) -> dict[str, list[str]]:
     """Create today's and the next days' partitions, drop those past retention.
 
-    ``now`` (a timestamptz, None for the current time) makes it testable without waiting days.
+    ``now`` (a timestamptz, None for the current time) makes it testable without waiting days;
+    the caller has checked it (see entry.maintain).
     """
     # the export's lock: one maintainer or exporter at a time
-    plpy.execute(f"LOCK TABLE {qualified(plpy, schema, 'pgsm_export_state')}"
-                 " IN SHARE ROW EXCLUSIVE MODE")
-    if now is None:
-        now = plpy.execute("SELECT now() AS t")[0]["t"]
-    today_plan = plpy.prepare(
-        "SELECT ($1::timestamptz AT TIME ZONE 'UTC')::date::text AS d", ["timestamptz"])
-    today = dt.date.fromisoformat(plpy.execute(today_plan, [now])[0]["d"])
-    ahead = settings.get_int(plpy, "pgsm_history_days_ahead")
-    keep = settings.get_int(plpy, "pgsm_history_retention")
+    plpy.execute(f"LOCK TABLE {internal(plpy, 'pgsm_export_state')} IN SHARE ROW EXCLUSIVE MODE")
+    days, first_kept = plan_days(_utc_day(plpy, now),
+                                 settings.get_int(plpy, "pgsm_history_days_ahead"),
+                                 settings.get_int(plpy, "pgsm_history_retention"))
     existing = _existing(plpy, schema)
-    created, dropped = [], []
-    for i in range(ahead + 1):
-        day = today + i * DAY
-        if day not in existing and _create(plpy, schema, day):
-            created.append(partition_name(day))
-    first_kept = today - keep * DAY
+    created = [partition_name(day) for day in days
+               if day not in existing and _create(plpy, schema, day)]
+    dropped = []
     for day, name in sorted(existing.items()):
-        drop = f"DROP TABLE {qualified(plpy, schema, name)}"
+        drop = f"DROP TABLE {internal(plpy, name)}"
         if day < first_kept and _with_lock_timeout(plpy, [(drop, [])]):
             dropped.append(name)
     purge = plpy.prepare(
-        f"DELETE FROM {qualified(plpy, schema, DEFAULT)} WHERE bucket_start_time < $1",
-        ["timestamptz"])
+        f"DELETE FROM {internal(plpy, DEFAULT)} WHERE bucket_start_time < $1", ["timestamptz"])
     plpy.execute(purge, [_bounds(first_kept)[0]])
     return {"created": created, "dropped": dropped}

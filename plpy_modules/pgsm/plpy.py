@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, NoReturn, Protocol, Sequence
 
 
 class Plan(Protocol):
@@ -13,6 +13,8 @@ class Plpy(Protocol):
     """What the package calls on ``plpy``."""
 
     spiexceptions: Any
+    Error: Any
+    SPIError: Any
 
     def subtransaction(self) -> Any: ...
 
@@ -27,6 +29,8 @@ class Plpy(Protocol):
     def notice(self, msg: str) -> None: ...
 
     def warning(self, msg: str) -> None: ...
+
+    def error(self, msg: str, **fields: str) -> NoReturn: ...
 
 
 def qualified(plpy: Plpy, schema: str, name: str) -> str:

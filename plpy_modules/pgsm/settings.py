@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pgsm.errors import UNDEFINED_OBJECT, PgsmError
 from pgsm.plpy import Plpy
 
 
@@ -10,7 +11,8 @@ def get(plpy: Plpy, name: str) -> str:
     plan = plpy.prepare("SELECT setting FROM pg_catalog.pg_settings WHERE name = $1", ["text"])
     result = plpy.execute(plan, ["pg_stat_monitor." + name])
     if len(result) == 0:
-        raise LookupError(f"setting pg_stat_monitor.{name} is not defined")
+        raise PgsmError(f"setting pg_stat_monitor.{name} is not defined", UNDEFINED_OBJECT,
+                        hint="Load pg_stat_monitor through shared_preload_libraries.")
     return str(result[0]["setting"])
 
 
