@@ -74,12 +74,42 @@ is_postgres_fdw_server(Oid serverid)
 	return strcmp(GetForeignDataWrapper(server->fdwid)->fdwname, "postgres_fdw") == 0;
 }
 
-/* append the tag to the String node at the head of a private list */
+/* what a walk does to each remote SQL: append the tag, count stale tags, or replace them */
+typedef enum PgsmTagMode
+{
+	PGSM_TAG_APPEND,
+	PGSM_TAG_CHECK,
+	PGSM_TAG_REPLACE
+} PgsmTagMode;
+
+typedef struct PgsmTagWalk
+{
+	PgsmTagMode mode;
+	const char *tag;
+	int			stale;			/* CHECK: remote SQL whose tag is not 'tag' */
+} PgsmTagWalk;
+
+/* where the tag this file appended starts in a remote SQL, or -1 */
+static int
+tag_start(const char *sql)
+{
+	const char *at = strstr(sql, " /*pgsm_coord=");
+	const char *next;
+
+	if (at == NULL)
+		return -1;
+	while ((next = strstr(at + 1, " /*pgsm_coord=")) != NULL)
+		at = next;
+	return (int) (at - sql);
+}
+
+/* do the walk's work on the String node at the head of a private list */
 static void
-tag_sql(List *private, const char *tag)
+tag_sql(List *private, PgsmTagWalk *w)
 {
 	Node	   *head;
 	String	   *sql;
+	int			start;
 
 	if (private == NIL)
 		return;
@@ -87,11 +117,22 @@ tag_sql(List *private, const char *tag)
 	if (head == NULL || !IsA(head, String))
 		return;
 	sql = (String *) head;
-	sql->sval = psprintf("%s %s", sql->sval, tag);
+	if (w->mode == PGSM_TAG_APPEND)
+	{
+		sql->sval = psprintf("%s %s", sql->sval, w->tag);
+		return;
+	}
+	start = tag_start(sql->sval);
+	if (start < 0)
+		return;
+	if (w->mode == PGSM_TAG_CHECK)
+		w->stale += strcmp(sql->sval + start + 1, w->tag) != 0;
+	else
+		sql->sval = psprintf("%.*s %s", start, sql->sval, w->tag);
 }
 
 static void
-tag_modify(ModifyTable *mt, const List *rtable, const char *tag)
+tag_modify(ModifyTable *mt, const List *rtable, PgsmTagWalk *w)
 {
 	ListCell   *rel,
 			   *priv;
@@ -103,24 +144,24 @@ tag_modify(ModifyTable *mt, const List *rtable, const char *tag)
 		if (lfirst(priv) == NIL || rte->relkind != RELKIND_FOREIGN_TABLE)
 			continue;
 		if (is_postgres_fdw_server(GetForeignTable(rte->relid)->serverid))
-			tag_sql(lfirst(priv), tag);
+			tag_sql(lfirst(priv), w);
 	}
 }
 
-static void tag_plan(Plan *plan, const List *rtable, const char *tag);
+static void tag_plan(Plan *plan, const List *rtable, PgsmTagWalk *w);
 
 static void
-tag_plans(List *plans, const List *rtable, const char *tag)
+tag_plans(List *plans, const List *rtable, PgsmTagWalk *w)
 {
 	ListCell   *lc;
 
 	foreach(lc, plans)
-		tag_plan(lfirst(lc), rtable, tag);
+		tag_plan(lfirst(lc), rtable, w);
 }
 
 /* every node of a plan tree that can hold a foreign scan or a modify */
 static void
-tag_plan(Plan *plan, const List *rtable, const char *tag)
+tag_plan(Plan *plan, const List *rtable, PgsmTagWalk *w)
 {
 	if (plan == NULL)
 		return;
@@ -129,34 +170,47 @@ tag_plan(Plan *plan, const List *rtable, const char *tag)
 	{
 		case T_ForeignScan:
 			if (is_postgres_fdw_server(((ForeignScan *) plan)->fs_server))
-				tag_sql(((ForeignScan *) plan)->fdw_private, tag);
+				tag_sql(((ForeignScan *) plan)->fdw_private, w);
 			break;
 		case T_ModifyTable:
-			tag_modify((ModifyTable *) plan, rtable, tag);
+			tag_modify((ModifyTable *) plan, rtable, w);
 			break;
 		case T_Append:
-			tag_plans(((Append *) plan)->appendplans, rtable, tag);
+			tag_plans(((Append *) plan)->appendplans, rtable, w);
 			break;
 		case T_MergeAppend:
-			tag_plans(((MergeAppend *) plan)->mergeplans, rtable, tag);
+			tag_plans(((MergeAppend *) plan)->mergeplans, rtable, w);
 			break;
 		case T_BitmapAnd:
-			tag_plans(((BitmapAnd *) plan)->bitmapplans, rtable, tag);
+			tag_plans(((BitmapAnd *) plan)->bitmapplans, rtable, w);
 			break;
 		case T_BitmapOr:
-			tag_plans(((BitmapOr *) plan)->bitmapplans, rtable, tag);
+			tag_plans(((BitmapOr *) plan)->bitmapplans, rtable, w);
 			break;
 		case T_SubqueryScan:
-			tag_plan(((SubqueryScan *) plan)->subplan, rtable, tag);
+			tag_plan(((SubqueryScan *) plan)->subplan, rtable, w);
 			break;
 		case T_CustomScan:
-			tag_plans(((CustomScan *) plan)->custom_plans, rtable, tag);
+			tag_plans(((CustomScan *) plan)->custom_plans, rtable, w);
 			break;
 		default:
 			break;
 	}
-	tag_plan(plan->lefttree, rtable, tag);
-	tag_plan(plan->righttree, rtable, tag);
+	tag_plan(plan->lefttree, rtable, w);
+	tag_plan(plan->righttree, rtable, w);
+}
+
+static char *
+make_tag(const char *name, uint64 parent)
+{
+	return psprintf("/*pgsm_coord='%s',pgsm_qid='" INT64_FORMAT "'*/", name, (int64) parent);
+}
+
+static void
+walk(PlannedStmt *stmt, PgsmTagWalk *w)
+{
+	tag_plan(stmt->planTree, stmt->rtable, w);
+	tag_plans(stmt->subplans, stmt->rtable, w);
 }
 
 /* tag the remote SQL of a plan made for a statement whose top-level queryid is 'parent' */
@@ -164,14 +218,41 @@ void
 pgsm_fdw_tag(PlannedStmt *stmt, uint64 parent)
 {
 	const char *name;
-	char	   *tag;
+	PgsmTagWalk w = {PGSM_TAG_APPEND, NULL, 0};
 
 	if (stmt == NULL || stmt->commandType == CMD_UTILITY || !has_foreign_table(stmt->rtable))
 		return;
 	name = node_name();
 	if (name == NULL || parent == UINT64CONST(0))
 		return;
-	tag = psprintf("/*pgsm_coord='%s',pgsm_qid='" INT64_FORMAT "'*/", name, (int64) parent);
-	tag_plan(stmt->planTree, stmt->rtable, tag);
-	tag_plans(stmt->subplans, stmt->rtable, tag);
+	w.tag = make_tag(name, parent);
+	walk(stmt, &w);
+}
+
+/*
+ * A plan about to run for top-level statement 'parent': the same plan if
+ * its tags name that statement, else a copy whose tags do.  A nested
+ * statement's plan is kept by its function (plpgsql, SQL functions) and
+ * runs again for other top-level statements; the copy lives as long as
+ * the current memory context, which is the query's.
+ */
+PlannedStmt *
+pgsm_fdw_retag(PlannedStmt *stmt, uint64 parent)
+{
+	const char *name;
+	PgsmTagWalk w = {PGSM_TAG_CHECK, NULL, 0};
+
+	if (stmt == NULL || stmt->commandType == CMD_UTILITY || !has_foreign_table(stmt->rtable))
+		return stmt;
+	name = node_name();
+	if (name == NULL || parent == UINT64CONST(0))
+		return stmt;
+	w.tag = make_tag(name, parent);
+	walk(stmt, &w);
+	if (w.stale == 0)
+		return stmt;
+	stmt = copyObject(stmt);
+	w.mode = PGSM_TAG_REPLACE;
+	walk(stmt, &w);
+	return stmt;
 }

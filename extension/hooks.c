@@ -321,6 +321,9 @@ pgsm_planner(Query *parse, const char *query_string, int cursorOptions,
 static void
 pgsm_ExecutorStart(QueryDesc *query, int eflags)
 {
+	/* a nested plan kept by its function: its remote SQL names this top-level statement */
+	if (pgsm_nesting > 0 && !(pgsm_nesting == 1 && pgsm_top_explain))
+		query->plannedstmt = pgsm_fdw_retag(query->plannedstmt, pgsm_top_queryid);
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(query, eflags);
 	else

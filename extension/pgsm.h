@@ -362,6 +362,7 @@ extern uint64 pgsm_hash_bytes(const char *data, Size len);
 /* ---- fdwtag.c: the coordinator tags postgres_fdw's remote SQL ---- */
 struct PlannedStmt;
 extern void pgsm_fdw_tag(struct PlannedStmt *stmt, uint64 parent_queryid);
+extern struct PlannedStmt *pgsm_fdw_retag(struct PlannedStmt *stmt, uint64 parent_queryid);
 
 /* ---- hooks (hooks.c) ---- */
 extern void pgsm_install_hooks(void);
