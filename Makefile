@@ -10,6 +10,7 @@ OBJS        = extension/pg_stat_monitor.o extension/guc.o extension/store.o \
               extension/arena.o extension/histogram.o extension/persist.o \
               extension/hooks.o extension/capture.o extension/text.o \
               extension/handoff.o extension/readers.o extension/fdwtag.o \
+              extension/fragments.o \
               bgworker/worker.o
 PG_CPPFLAGS = -I$(srcdir)/extension -DPGSM_VERSION='"$(RELEASE)"'
 PG_CFLAGS   = -Wall -Werror

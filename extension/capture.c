@@ -204,6 +204,85 @@ prepare_texts(PgsmNewTexts *t, const PgsmExecution *x, Oid userid)
 	collect_relids(x->rtable, &t->relids, &t->nrelids);
 }
 
+/* ---------------------------------------------------------------- fragments */
+
+/*
+ * Whether a statement text is a fragment, remembered for the last text
+ * seen: a row-by-row modify runs the same text once per row.
+ */
+static bool
+tag_of(const char *stmt, int len, PgsmTag *tag)
+{
+	static char *last = NULL;
+	static int	last_len = -1;
+	static bool last_is = false;
+	static PgsmTag last_tag;
+
+	if (len == last_len && last != NULL && memcmp(stmt, last, len) == 0)
+	{
+		*tag = last_tag;
+		return last_is;
+	}
+	last_is = pgsm_text_tag(stmt, len, &last_tag);
+	if (last != NULL)
+		pfree(last);
+	last = MemoryContextAlloc(TopMemoryContext, len + 1);
+	memcpy(last, stmt, len);
+	last_len = len;
+	*tag = last_tag;
+	return last_is;
+}
+
+static void
+fragment_delta(PgsmFragmentDelta *d, const PgsmExecution *x)
+{
+	d->calls = x->delta.calls;
+	d->rows = x->delta.rows;
+	d->total_exec_time = d->min_exec_time = d->max_exec_time = x->exec_ms;
+	d->shared_blks_hit = x->delta.shared_blks_hit;
+	d->shared_blks_read = x->delta.shared_blks_read;
+	d->temp_blks_written = x->delta.temp_blks_written;
+	d->wal_bytes = x->delta.wal_bytes;
+}
+
+/*
+ * A shard's part: an execution whose statement ends with a coordinator's
+ * tag (or that fetches from or closes a tagged cursor) is also a fragment.
+ * The usual statement costs a look at its last bytes.
+ */
+static void
+capture_fragment(const PgsmExecution *x, int64 bucket_start)
+{
+	PgsmFragmentDelta d;
+	PgsmTag		tag;
+	char	   *stmt;
+	int			len;
+	bool		full = false;
+
+	if (x->in_error_report || x->elevel > 0 || x->delta.calls == 0)
+		return;
+	fragment_delta(&d, x);
+	if (x->portal_op == PGSM_PORTAL_FETCH)
+	{
+		pgsm_fragment_fetch(x->portal_name, &d);
+		return;
+	}
+	if (x->portal_op == PGSM_PORTAL_CLOSE)
+		full = pgsm_fragment_close(x->portal_name);
+	else
+	{
+		stmt = pgsm_statement_text(x->source_text, x->stmt_location, x->stmt_len, &len);
+		if (stmt == NULL || len < 32 || stmt[len - 1] != '/' || !tag_of(stmt, len, &tag))
+			return;
+		if (x->portal_op == PGSM_PORTAL_DECLARE)
+			pgsm_fragment_declare(x->portal_name, &tag, stmt, len, bucket_start, &d);
+		else
+			full = pgsm_fragment_statement(&tag, stmt, len, bucket_start, &d);
+	}
+	if (full)
+		pgsm_wake_worker();
+}
+
 /* ---------------------------------------------------------------- capture */
 
 static MemoryContext
@@ -247,7 +326,10 @@ pgsm_capture(PgsmExecution *x)
 	}
 	build_key(&key, x);
 	if (x->elevel == 0 && pgsm_store_add(&key, x))
+	{
+		capture_fragment(x, key.bucket_start);
 		return;
+	}
 	pgsm_in_store = true;
 	PG_TRY();
 	{
@@ -262,4 +344,5 @@ pgsm_capture(PgsmExecution *x)
 	}
 	PG_END_TRY();
 	pgsm_in_store = false;
+	capture_fragment(x, key.bucket_start);
 }

@@ -36,6 +36,19 @@ char	   *pgsm_worker_database = NULL;
 bool		pgsm_export_auto = true;
 int			pgsm_export_interval = 10;
 char	   *pgsm_node_name = NULL;
+int			pgsm_sdm_max_fragments = 512;
+
+/* read by the PL/Python sender only */
+static int	pgsm_transport_compression = 2;
+static int	pgsm_sdm_send_interval = 5;
+static int	pgsm_sdm_outbox_max = 100000;
+
+static const struct config_enum_entry compression_options[] = {
+	{"none", 0, false},
+	{"zlib", 1, false},
+	{"zstd", 2, false},
+	{NULL, 0, false}
+};
 
 /* settings read by the PL/Python side only; defined here so they are typed */
 static int	pgsm_export_top_n = 300;
@@ -200,6 +213,24 @@ define_cluster_gucs(void)
 							   "Coordinators tag the remote SQL they send with it; names must be unique in the cluster.",
 							   &pgsm_node_name, "",
 							   PGC_SIGHUP, 0, check_node_name, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_sdm_max_fragments"),
+							"Sets how many fragment entries a shard keeps until they are sent.",
+							"Taken from pgsm_max's shared memory.",
+							&pgsm_sdm_max_fragments, 512, 16, 65536,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable(PGSM_GUC("pgsm_transport_compression"),
+							 "Selects how fragment batches are compressed on the wire: none, zlib or zstd.",
+							 NULL, &pgsm_transport_compression, 2, compression_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_sdm_send_interval"),
+							"Sets how often a shard sends its fragments to their coordinators.",
+							"The worker also sends when the fragment table is about 90% full.",
+							&pgsm_sdm_send_interval, 5, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable(PGSM_GUC("pgsm_sdm_outbox_max"),
+							"Sets how many rows the outbox keeps per coordinator; what it must drop is counted.",
+							NULL, &pgsm_sdm_outbox_max, 100000, 1, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
 void

@@ -151,3 +151,30 @@ pgsm_release_exported_buckets(PG_FUNCTION_ARGS)
 	pgsm_require_preload();
 	PG_RETURN_INT64(pgsm_release_exported(pgsm_timestamptz_to_unix(PG_GETARG_TIMESTAMPTZ(0))));
 }
+
+/* ---------------------------------------------------------------- the sender's drain */
+
+PG_FUNCTION_INFO_V1(pgsm_freeze_fragments);
+PG_FUNCTION_INFO_V1(pgsm_release_fragments_on_commit);
+
+/* pgsm_freeze_fragments(): close the fragment entries to writes; returns 'below' */
+Datum
+pgsm_freeze_fragments(PG_FUNCTION_ARGS)
+{
+	pgsm_require_preload();
+	PG_RETURN_INT64(pgsm_fragments_freeze());
+}
+
+/*
+ * pgsm_release_fragments_on_commit(below bigint): when the current
+ * transaction (which copied them into the outbox) commits, remove the
+ * fragment entries frozen before 'below'; if it aborts, they stay for the
+ * next drain.
+ */
+Datum
+pgsm_release_fragments_on_commit(PG_FUNCTION_ARGS)
+{
+	pgsm_require_preload();
+	pgsm_on_commit(pgsm_fragments_release, PG_GETARG_INT64(0));
+	PG_RETURN_VOID();
+}

@@ -443,6 +443,27 @@ is_prepare_family(Node *parsetree)
 		IsA(parsetree, DeallocateStmt);
 }
 
+/* cursor statements, for a shard's fragments */
+static void
+set_portal(PgsmExecution *x, Node *parsetree)
+{
+	if (IsA(parsetree, DeclareCursorStmt))
+	{
+		x->portal_op = PGSM_PORTAL_DECLARE;
+		x->portal_name = ((DeclareCursorStmt *) parsetree)->portalname;
+	}
+	else if (IsA(parsetree, FetchStmt))
+	{
+		x->portal_op = PGSM_PORTAL_FETCH;
+		x->portal_name = ((FetchStmt *) parsetree)->portalname;
+	}
+	else if (IsA(parsetree, ClosePortalStmt))
+	{
+		x->portal_op = PGSM_PORTAL_CLOSE;
+		x->portal_name = ((ClosePortalStmt *) parsetree)->portalname;
+	}
+}
+
 static uint64
 utility_rows(QueryCompletion *qc)
 {
@@ -541,6 +562,7 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	x.source_text = queryString;
 	x.stmt_location = pstmt->stmt_location;
 	x.stmt_len = pstmt->stmt_len;
+	set_portal(&x, parsetree);
 	store_noting_top(&x);
 	if (pgsm_nesting == 0)
 		pgsm_top_source = NULL; /* its text may go away now */

@@ -58,6 +58,7 @@ extern char *pgsm_worker_database;
 extern bool pgsm_export_auto;
 extern int	pgsm_export_interval;
 extern char *pgsm_node_name;
+extern int	pgsm_sdm_max_fragments;
 
 extern void pgsm_define_gucs(void);
 extern bool pgsm_valid_node_name(const char *name);
@@ -215,7 +216,16 @@ typedef struct PgsmExecution
 	 * cannot read) must not run there, so the text is kept raw
 	 */
 	bool		in_error_report;
+
+	/* DECLARE, FETCH/MOVE or CLOSE of a cursor (a shard's fragments), and its name */
+	uint8		portal_op;
+	const char *portal_name;	/* NULL with CLOSE: CLOSE ALL */
 } PgsmExecution;
+
+#define PGSM_PORTAL_NONE 0
+#define PGSM_PORTAL_DECLARE 1
+#define PGSM_PORTAL_FETCH 2
+#define PGSM_PORTAL_CLOSE 3
 
 /*
  * ---- capture.c: one execution becomes a key and, for a new entry, its
@@ -320,6 +330,66 @@ extern void pgsm_walk_entries(PgsmEntryFn fn, void *arg);
 extern bool pgsm_restore_entry(const PgsmEntry *src, char *const texts[PGSM_NTEXTS],
 							   const int lens[PGSM_NTEXTS]);
 
+/* a fragment's tag: the coordinator that sent it and its top-level statement */
+typedef struct PgsmTag
+{
+	char		coordinator[NAMEDATALEN];
+	int64		parent_queryid;
+	int			tag_start;		/* offset of the tag in the statement's text */
+} PgsmTag;
+
+/* ---- fragments.c: the shard's table of fragments run for coordinators ---- */
+
+#define PGSM_FRAGMENT_TEXT_LEN 256	/* bytes kept of a fragment's text */
+
+typedef struct PgsmFragmentKey
+{
+	uint64		coord_hash;		/* hash of the coordinator's name */
+	int64		parent_queryid;
+	int64		fragment_queryid;
+	int64		bucket_start;
+	int64		epoch;			/* the sender's freeze generation */
+	Oid			dbid;
+	Oid			userid;
+} PgsmFragmentKey;
+
+typedef struct PgsmFragmentDelta
+{
+	int64		calls;
+	int64		rows;
+	double		total_exec_time;
+	double		min_exec_time;
+	double		max_exec_time;
+	int64		shared_blks_hit;
+	int64		shared_blks_read;
+	int64		temp_blks_written;
+	uint64		wal_bytes;
+} PgsmFragmentDelta;
+
+typedef struct PgsmFragment
+{
+	PgsmFragmentKey key;		/* hash key, must be first */
+	slock_t		mutex;			/* protects c */
+	PgsmFragmentDelta c;		/* the counters, summed */
+	uint8		encoding;		/* of the text */
+	char		coordinator[NAMEDATALEN];
+	char		query[PGSM_FRAGMENT_TEXT_LEN];
+} PgsmFragment;
+
+extern Size pgsm_fragments_memsize(void);
+extern void pgsm_fragments_request(void);
+extern void pgsm_fragments_startup(void);
+extern bool pgsm_fragment_statement(const PgsmTag *tag, const char *stmt, int len,
+									int64 bucket_start, const PgsmFragmentDelta *d);
+extern void pgsm_fragment_declare(const char *name, const PgsmTag *tag, const char *stmt,
+								  int len, int64 bucket_start, const PgsmFragmentDelta *d);
+extern void pgsm_fragment_fetch(const char *name, const PgsmFragmentDelta *d);
+extern bool pgsm_fragment_close(const char *name);
+extern int64 pgsm_fragments_freeze(void);
+extern List *pgsm_fragments_copy(int64 below);
+extern void pgsm_fragments_release(int64 below);
+extern void pgsm_fragments_info(int64 *max, int64 *used, int64 *dropped);
+
 /* ---- handoff.c: apply something only if the current transaction commits ---- */
 typedef void (*PgsmCommitFn) (int64 arg);
 extern void pgsm_on_commit(PgsmCommitFn fn, int64 arg);
@@ -355,6 +425,9 @@ extern char *pgsm_normalize(const char *text, int len, int *out_len);
 extern uint64 pgsm_text_query_id(const char *text, int len);
 extern char *pgsm_extract_comments_of(const char *text, int len);
 extern bool pgsm_scanning;
+
+extern bool pgsm_text_tag(const char *text, int len, PgsmTag *tag);
+extern int	pgsm_cursor_query_offset(const char *text, int len);
 
 /* ---- arena.c ---- */
 extern uint64 pgsm_hash_bytes(const char *data, Size len);

@@ -484,3 +484,85 @@ pg_stat_monitor_info_internal(PG_FUNCTION_ARGS)
 	Assert(i == PGSM_INFO_COLS);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, v, n)));
 }
+
+/* ---------------------------------------------------------------- fragments */
+
+#define PGSM_FRAGMENT_COLS 16
+#define PGSM_FRAGMENT_INFO_COLS 3
+
+PG_FUNCTION_INFO_V1(pgsm_fragment_rows);
+PG_FUNCTION_INFO_V1(pgsm_fragment_info);
+
+static void
+fill_fragment(Datum *v, bool *n, const PgsmFragment *f)
+{
+	char		buf[32];
+	int			i = 0;
+
+	memset(n, 0, sizeof(bool) * PGSM_FRAGMENT_COLS);
+	v[i++] = CStringGetTextDatum(f->coordinator);
+	v[i++] = Int64GetDatum(f->key.parent_queryid);
+	v[i++] = Int64GetDatum(f->key.fragment_queryid);
+	v[i++] = ObjectIdGetDatum(f->key.dbid);
+	v[i++] = ObjectIdGetDatum(f->key.userid);
+	v[i++] = TimestampTzGetDatum(pgsm_unix_to_timestamptz(f->key.bucket_start));
+	v[i++] = CStringGetTextDatum(converted_text(f->query, f->encoding));
+	v[i++] = Int64GetDatum(f->c.calls);
+	v[i++] = Int64GetDatum(f->c.rows);
+	v[i++] = Float8GetDatum(f->c.total_exec_time);
+	v[i++] = Float8GetDatum(f->c.min_exec_time);
+	v[i++] = Float8GetDatum(f->c.max_exec_time);
+	v[i++] = Int64GetDatum(f->c.shared_blks_hit);
+	v[i++] = Int64GetDatum(f->c.shared_blks_read);
+	v[i++] = Int64GetDatum(f->c.temp_blks_written);
+	snprintf(buf, sizeof(buf), UINT64_FORMAT, f->c.wal_bytes);
+	v[i++] = DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
+								 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	Assert(i == PGSM_FRAGMENT_COLS);
+}
+
+/* pgsm_fragment_rows(below bigint): the fragment entries frozen before 'below' */
+Datum
+pgsm_fragment_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *rows;
+	ListCell   *lc;
+
+	pgsm_require_preload();
+	InitMaterializedSRF(fcinfo, 0);
+	if (rsinfo->setDesc->natts != PGSM_FRAGMENT_COLS)
+		elog(ERROR, "incorrect number of output arguments");
+	rows = pgsm_fragments_copy(PG_GETARG_INT64(0));
+	foreach(lc, rows)
+	{
+		Datum		v[PGSM_FRAGMENT_COLS];
+		bool		n[PGSM_FRAGMENT_COLS];
+
+		fill_fragment(v, n, lfirst(lc));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
+}
+
+/* pgsm_fragment_info(): capacity, use and losses of the fragment table */
+Datum
+pgsm_fragment_info(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		v[PGSM_FRAGMENT_INFO_COLS];
+	bool		n[PGSM_FRAGMENT_INFO_COLS] = {false, false, false};
+	int64		max,
+				used,
+				dropped;
+
+	pgsm_require_preload();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE ||
+		tupdesc->natts != PGSM_FRAGMENT_INFO_COLS)
+		elog(ERROR, "incorrect number of output arguments");
+	pgsm_fragments_info(&max, &used, &dropped);
+	v[0] = Int64GetDatum(max);
+	v[1] = Int64GetDatum(used);
+	v[2] = Int64GetDatum(dropped);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), v, n)));
+}

@@ -151,7 +151,11 @@ entries_fitting(Size bytes, Size esize)
 static void
 pgsm_sizes(PgsmSizes *s)
 {
-	Size		entry_bytes = (Size) pgsm_max_kb * 1024 - MAXALIGN(sizeof(PgsmShared)) - PGSM_SLACK;
+	Size		budget = (Size) pgsm_max_kb * 1024 - MAXALIGN(sizeof(PgsmShared)) - PGSM_SLACK;
+	Size		fragments = pgsm_fragments_memsize();
+
+	/* the fragment table is taken from pgsm_max's share, up to half of it */
+	Size		entry_bytes = budget > 2 * fragments ? budget - fragments : budget / 2;
 	Size		text_bytes = (Size) pgsm_query_shared_buffer_kb * 1024 - PGSM_SLACK;
 
 	s->entry_size = entry_size();
@@ -172,6 +176,7 @@ pgsm_memsize(void)
 	size = MAXALIGN(sizeof(PgsmShared));
 	size = add_size(size, hash_estimate_size(s.max_entries, s.entry_size));
 	size = add_size(size, pgsm_arena_memsize(s.max_texts, s.arena_size));
+	size = add_size(size, pgsm_fragments_memsize());
 	return size;
 }
 
@@ -207,6 +212,7 @@ pgsm_shmem_request(void)
 {
 	RequestAddinShmemSpace(pgsm_memsize());
 	RequestNamedLWLockTranche("pg_stat_monitor", 1);
+	pgsm_fragments_request();
 }
 
 static void
@@ -249,6 +255,7 @@ pgsm_shmem_startup(void)
 								 &info, HASH_ELEM | HASH_FUNCTION);
 
 	pgsm_arena_startup(pgsm_size.max_texts, pgsm_size.arena_size);
+	pgsm_fragments_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -344,3 +344,163 @@ pgsm_extract_comments_of(const char *s, int len)
 	}
 	return st.out.data;
 }
+
+/* ---- the distributed-statistics tag ---- */
+
+#define PGSM_TAG_HEAD "/*pgsm_coord='"
+#define PGSM_TAG_MID "',pgsm_qid='"
+#define PGSM_TAG_TAIL "'*/"
+
+/* the end of the last token of a text; -1 when the scanner cannot read it */
+static void
+last_token_end(void *arg, int token, int location, int length, core_YYSTYPE *value)
+{
+	int		   *end = arg;
+
+	*end = Max(*end, location + length);
+}
+
+/*
+ * Whether white space and whole comments lead from 'from' to exactly 'to':
+ * the tag then starts a comment of its own, not inside a -- comment or
+ * another block comment.
+ */
+static bool
+gap_reaches(const char *s, int from, int to)
+{
+	int			i = from;
+
+	while (i < to)
+	{
+		if (s[i] == '-' && s[i + 1] == '-')
+		{
+			while (i < to && s[i] != '\n')
+				i++;
+			if (i >= to)
+				return false;
+		}
+		else if (s[i] == '/' && s[i + 1] == '*')
+			i = skip_block_comment(s, to, i);
+		else if (scanner_isspace(s[i]))
+			i++;
+		else
+			return false;
+	}
+	return i == to;
+}
+
+/* a node name of the tag: [A-Za-z0-9_.-]{1,NAMEDATALEN-1} */
+static bool
+parse_tag_name(const char *s, int len, char *name)
+{
+	int			i;
+
+	if (len < 1 || len >= NAMEDATALEN)
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	memcpy(name, s, len);
+	name[len] = '\0';
+	return true;
+}
+
+/* a signed decimal int64 of exactly 'len' characters */
+static bool
+parse_tag_qid(const char *s, int len, int64 *qid)
+{
+	char		buf[32];
+	char	   *end;
+	int			i;
+
+	if (len < 1 || len > 20)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!(isdigit((unsigned char) s[i]) || (i == 0 && s[i] == '-' && len > 1)))
+			return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	errno = 0;
+	*qid = strtoi64(buf, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/*
+ * Whether a statement is a fragment: its text ends with a tag
+ *		/\*pgsm_coord='<name>',pgsm_qid='<signed decimal>'*\/
+ * that is the trailing comment after its last token (never a comment-like
+ * run inside a literal, nor an earlier comment).  Cheap for the usual
+ * statement, which does not end with "'*\/"; runs the scanner only for a
+ * text that ends with a well-formed tag.  Not for error reports.
+ */
+bool
+pgsm_text_tag(const char *s, int len, PgsmTag *tag)
+{
+	int			head = (int) strlen(PGSM_TAG_HEAD);
+	int			start = -1;
+	int			i,
+				name_end,
+				end = -1;
+
+	if (len < 32 || memcmp(s + len - 3, PGSM_TAG_TAIL, 3) != 0)
+		return false;
+	for (i = len - head; i >= 0; i--)
+	{
+		if (memcmp(s + i, PGSM_TAG_HEAD, head) == 0)
+		{
+			start = i;
+			break;
+		}
+	}
+	if (start < 0)
+		return false;
+	name_end = start + head;
+	while (name_end < len && s[name_end] != '\'')
+		name_end++;
+	if (name_end + (int) strlen(PGSM_TAG_MID) > len - 3 ||
+		memcmp(s + name_end, PGSM_TAG_MID, strlen(PGSM_TAG_MID)) != 0 ||
+		!parse_tag_name(s + start + head, name_end - start - head, tag->coordinator) ||
+		!parse_tag_qid(s + name_end + strlen(PGSM_TAG_MID),
+					   len - 3 - name_end - (int) strlen(PGSM_TAG_MID), &tag->parent_queryid))
+		return false;
+	if (!scan_tokens(s, len, last_token_end, &end) || end > start ||
+		!gap_reaches(s, Max(end, 0), start))
+		return false;
+	tag->tag_start = start;
+	return true;
+}
+
+/* the query of a DECLARE ... CURSOR ... FOR <query>: its offset, or -1 */
+typedef struct CursorQueryState
+{
+	int			offset;
+	bool		after_for;
+} CursorQueryState;
+
+static void
+cursor_query_token(void *arg, int token, int location, int length, core_YYSTYPE *value)
+{
+	CursorQueryState *st = arg;
+
+	if (st->offset >= 0)
+		return;
+	if (st->after_for)
+		st->offset = location;
+	else if (token == FOR)
+		st->after_for = true;
+}
+
+int
+pgsm_cursor_query_offset(const char *s, int len)
+{
+	CursorQueryState st = {-1, false};
+
+	if (!scan_tokens(s, len, cursor_query_token, &st))
+		return -1;
+	return st.offset;
+}
