@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+import time
 from typing import Any
 
 from pgsm import transport
@@ -21,7 +23,8 @@ PGBENCH_FRAGMENTS = (
     " VALUES ($1, $2, $3, $4, $5)",
 )
 BUCKET_US = 60_000_000
-START_US = 1_795_000_000_000_000 // BUCKET_US * BUCKET_US
+# a day ago (received fragments are kept for the history retention, counted from now)
+START_US = int(time.time() - 86_400) * 1_000_000 // BUCKET_US * BUCKET_US
 
 
 def pgbench_entries(n: int, coordinator: str = "n1", seed: int = 1,
@@ -67,3 +70,11 @@ def batch(n: int = 60, sender: str = "n2", coordinator: str = "n1", first_id: in
 def payload(b: transport.Batch, compression: str = "zstd") -> bytes:
     """The payload of a batch."""
     return transport.encode(b, compression)[0]
+
+
+def malformed(change: Any) -> bytes:
+    """An uncompressed payload whose body (a dict) was changed by change; header correct."""
+    doc = json.loads(payload(batch(20), "none")[transport.HEADER.size:])
+    change(doc)
+    body = json.dumps(doc).encode()
+    return transport.HEADER.pack(transport.MAGIC, transport.VERSION, 0, 0, len(body)) + body

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NoReturn, TypeVar
 
-from pgsm import catalog, export, histogram, partitions, truncate, worker
+from pgsm import catalog, export, histogram, partitions, receiver, truncate, worker
 from pgsm.errors import (
     DATETIME_FIELD_OVERFLOW,
     INTERNAL_ERROR,
@@ -94,3 +94,8 @@ def maintain(plpy: Plpy, now: Any, force: bool | None) -> list[tuple[str, str]]:
         done = partitions.maintain(plpy, catalog.extension_schema(plpy), now)
         return [(action, name) for action, names in done.items() for name in names]
     return run(plpy, work)
+
+
+def sdm_receive(plpy: Plpy, payload: bytes | None) -> int:
+    """pg_stat_monitor_sdm_receive(payload): entries applied."""
+    return run(plpy, lambda: receiver.receive(plpy, payload))

@@ -53,24 +53,26 @@ MICROS = (0, 253_402_300_800_000_000)
 WAL_BYTES = (0, (1 << 64) - 1)
 FLOAT = (0, 0)  # finite and >= 0
 
-# the fields of a row, in wire order, with their kind and range
-ROW_FIELDS: tuple[tuple[str, str, tuple[int, int] | None], ...] = (
-    ("id", "int", (1, INT64[1])),
-    ("text", "index", None),   # 0 .. number of texts - 1
-    ("parent_queryid", "int", INT64),
-    ("fragment_queryid", "int", INT64),
-    ("dbid", "int", OID),
-    ("userid", "int", OID),
-    ("bucket_start", "int", MICROS),
-    ("calls", "int", COUNT),
-    ("rows", "int", COUNT),
-    ("total_exec_time", "float", FLOAT),
-    ("min_exec_time", "float", FLOAT),
-    ("max_exec_time", "float", FLOAT),
-    ("shared_blks_hit", "int", COUNT),
-    ("shared_blks_read", "int", COUNT),
-    ("temp_blks_written", "int", COUNT),
-    ("wal_bytes", "int", WAL_BYTES),
+# the fields of a row, in wire order: name, type, range, and how a coordinator merges it
+# ("id": the outbox id, "text": an index into the texts, "key": part of the entry's identity,
+# "bucket": its time, "sum", "min" and "max": counters)
+ROW_FIELDS: tuple[tuple[str, str, tuple[int, int], str], ...] = (
+    ("id", "int", (1, INT64[1]), "id"),
+    ("text", "index", (0, 0), "text"),   # 0 .. number of texts - 1
+    ("parent_queryid", "int", INT64, "key"),
+    ("fragment_queryid", "int", INT64, "key"),
+    ("dbid", "int", OID, "key"),
+    ("userid", "int", OID, "key"),
+    ("bucket_start", "int", MICROS, "bucket"),
+    ("calls", "int", COUNT, "sum"),
+    ("rows", "int", COUNT, "sum"),
+    ("total_exec_time", "float", FLOAT, "sum"),
+    ("min_exec_time", "float", FLOAT, "min"),
+    ("max_exec_time", "float", FLOAT, "max"),
+    ("shared_blks_hit", "int", COUNT, "sum"),
+    ("shared_blks_read", "int", COUNT, "sum"),
+    ("temp_blks_written", "int", COUNT, "sum"),
+    ("wal_bytes", "int", WAL_BYTES, "sum"),
 )
 # Version 1's dictionary (zstd raw content, zlib zdict): what every batch repeats (the body's
 # keys) and the words of postgres_fdw's remote SQL.  A batch is small, so a compressor that
@@ -81,12 +83,14 @@ DICTIONARY = (
     " $3, $4, $5) DECLARE c1 CURSOR FOR  ORDER BY  ASC NULLS LAST  GROUP BY  count(*) sum( r1."
     " INNER JOIN  LEFT JOIN  ON (((r1. = r2.))) RETURNING  DELETE FROM  "
     '{"sender":"","coordinator":"","stream":"","seq":,"texts":[""],"columns":{'
-    + ",".join(f'"{name}":[' for name, _, _ in ROW_FIELDS) + "]}}"
+    + ",".join(f'"{field[0]}":[' for field in ROW_FIELDS) + "]}}"
 ).encode()
 ZSTD_DICTIONARY = zstandard.ZstdCompressionDict(DICTIONARY,
                                                 dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 
-FIELD_NAMES = tuple(name for name, _, _ in ROW_FIELDS)
+FIELD_NAMES = tuple(field[0] for field in ROW_FIELDS)
+# the counter a row's calls are; min and max count only over entries with calls
+CALLS = "calls"
 BODY_KEYS = {"sender", "coordinator", "stream", "seq", "texts", "columns"}
 
 
@@ -254,8 +258,8 @@ def validate(batch: Batch) -> None:
         raise _bad("columns of the batch are not all of the same length")
     if not 0 < len(batch) <= MAX_ROWS:
         raise _bad(f"batch has {len(batch)} rows, not 1 to {MAX_ROWS}")
-    for name, kind, bounds in ROW_FIELDS:
-        limits = bounds if bounds is not None else (0, len(batch.texts) - 1)
+    for name, kind, bounds, _ in ROW_FIELDS:
+        limits = bounds if kind != "index" else (0, len(batch.texts) - 1)
         for i, value in enumerate(batch.columns[name]):
             if not _valid(kind, limits, value):
                 raise _bad(f"field {name} of row {i} of the batch is out of range: {value!r:.40}")

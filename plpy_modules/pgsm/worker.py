@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pgsm import export
+from pgsm import export, receiver
 from pgsm.plpy import Plpy
 
 
 def tick(plpy: Plpy, schema: str) -> int:
-    """Export finished buckets; the export also keeps the partitions in shape."""
-    return export.export(plpy, schema)
+    """Export finished buckets (the export also keeps the partitions in shape) and drop
+    received fragments past the history retention."""
+    written = export.export(plpy, schema)
+    receiver.purge(plpy)
+    return written
