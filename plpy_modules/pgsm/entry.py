@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, NoReturn, TypeVar
 
-from pgsm import catalog, export, histogram, partitions, receiver, truncate, worker
+from pgsm import (
+    catalog,
+    export,
+    histogram,
+    nodes,
+    partitions,
+    receiver,
+    sender,
+    truncate,
+    worker,
+)
 from pgsm.errors import (
     DATETIME_FIELD_OVERFLOW,
     INTERNAL_ERROR,
@@ -99,3 +109,13 @@ def maintain(plpy: Plpy, now: Any, force: bool | None) -> list[tuple[str, str]]:
 def sdm_receive(plpy: Plpy, payload: bytes | None) -> int:
     """pg_stat_monitor_sdm_receive(payload): entries applied."""
     return run(plpy, lambda: receiver.receive(plpy, payload))
+
+
+def sdm_send(plpy: Plpy) -> int:
+    """pg_stat_monitor_sdm_send(): entries delivered."""
+    return run(plpy, lambda: sender.send_now(plpy))
+
+
+def sdm_add_node(plpy: Plpy, name: str | None, conninfo: str | None) -> None:
+    """pg_stat_monitor_sdm_add_node(name, conninfo)."""
+    run(plpy, lambda: nodes.add(plpy, name, conninfo))
