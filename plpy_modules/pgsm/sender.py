@@ -199,9 +199,9 @@ def send(plpy: Plpy, force: bool) -> int:
     return delivered
 
 
-def _lock(plpy: Plpy) -> None:
+def _lock(plpy: Plpy, nowait: bool = False) -> None:
     plpy.execute(f"LOCK TABLE {internal(plpy, 'pgsm_sdm_send_state')}"
-                 " IN SHARE ROW EXCLUSIVE MODE")
+                 f" IN SHARE ROW EXCLUSIVE MODE{' NOWAIT' if nowait else ''}")
 
 
 def send_now(plpy: Plpy) -> int:
@@ -225,7 +225,11 @@ def tick(plpy: Plpy) -> int:
         f" <= pg_catalog.now() AS due FROM {state}", ["float8"]), [send_interval_s(plpy)])
     if not (full or last[0]["due"]):
         return 0
-    _lock(plpy)
+    try:
+        with plpy.subtransaction():
+            _lock(plpy, nowait=True)
+    except plpy.spiexceptions.LockNotAvailable:
+        return 0    # a pg_stat_monitor_sdm_send() is doing this pass: the export need not wait
     delivered = send(plpy, force=False)
     drain(plpy)
     plpy.execute(f"UPDATE {state} SET last_pass_at = now()")
