@@ -28,6 +28,19 @@ def recorded(shard: str, server: PgServer) -> Fragments:
     return {(r[0], shard, r[1], r[2]): (r[3], r[4], r[5]) for r in rows}
 
 
+def entries(server: PgServer, coordinator: str) -> int:
+    """How many fragment entries (one per bucket, database and user of a fragment) a shard
+    holds for a coordinator and has not drained: what its next send delivers."""
+    with server.connect() as conn:
+        with conn.transaction(force_rollback=True):
+            row = conn.execute(
+                "SELECT count(*) FROM pgsm_internal.pgsm_fragment_rows("
+                "pgsm_internal.pgsm_freeze_fragments()) WHERE coordinator = %s",
+                (coordinator,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def recorded_everywhere(cluster: Cluster) -> Fragments:
     """recorded() of every node."""
     found: Fragments = {}

@@ -15,6 +15,7 @@ from pgserver import PgServer
 from sdm_helpers import (
     Fragments,
     assert_same,
+    entries,
     for_coordinator,
     outbox,
     quiet,
@@ -55,6 +56,7 @@ def test_a_coordinator_down_for_several_passes_gets_everything_once(
     scan_from(cluster, "n1")
     scan_from(cluster, "n3")
     want = recorded_everywhere(cluster)
+    held = {shard: entries(cluster[shard], "n1") for shard in ("n2", "n3")}
     cluster["n1"].stop()
     try:
         for _ in range(3):
@@ -64,7 +66,7 @@ def test_a_coordinator_down_for_several_passes_gets_everything_once(
             assert time.monotonic() - started < 10
         for shard in ("n2", "n3"):
             box = outbox(cluster[shard])["n1"]
-            assert box["pending"] == len([k for k in want if k[:2] == ("n1", shard)]) > 0
+            assert box["pending"] == held[shard] > 0
             assert box["dropped"] == 0 and box["last_error"]
         from_n2 = {k: v for k, v in want.items() if k[:2] == ("n3", "n2")}
         assert from_n2 and {k: v for k, v in received("n3", cluster["n3"]).items()
@@ -90,14 +92,15 @@ def test_a_shard_restarted_with_an_unsent_outbox_delivers_it_after(
     before = received("n1", cluster["n1"])
     scan_from(cluster, "n1", times=2)
     want = for_coordinator(recorded("n2", cluster["n2"]), "n1")
+    held = entries(cluster["n2"], "n1")
     cluster["n1"].stop()
     try:
         send(cluster["n2"])
-        assert outbox(cluster["n2"])["n1"]["pending"] == len(want) > 0
+        assert outbox(cluster["n2"])["n1"]["pending"] == held > 0
         cluster["n2"].restart()
     finally:
         cluster["n1"].start()
-    assert send(cluster["n2"]) == len(want)
+    assert send(cluster["n2"]) == held
     got = {k: v for k, v in received("n1", cluster["n1"]).items() if k[1] == "n2"}
     assert_same(got, added({k: v for k, v in before.items() if k[1] == "n2"}, want))
 
@@ -144,11 +147,11 @@ def test_a_batch_whose_acknowledgement_is_lost_is_applied_once(quiet_cluster: Cl
         with conn.transaction(force_rollback=True):
             assert conn.execute("SELECT pg_stat_monitor_sdm_send()").fetchone() == (pending,)
     assert outbox(cluster["n2"])["n1"]["pending"] == pending
-    entries = cluster["n1"].sql("SELECT entries_received FROM pg_stat_monitor_sdm_stats_updated()"
+    applied = cluster["n1"].sql("SELECT entries_received FROM pg_stat_monitor_sdm_stats_updated()"
                                 " WHERE node = 'n2'")[0][0]
     assert send(cluster["n2"]) == pending
     assert cluster["n1"].sql("SELECT entries_received FROM pg_stat_monitor_sdm_stats_updated()"
-                             " WHERE node = 'n2'")[0][0] == entries
+                             " WHERE node = 'n2'")[0][0] == applied
     got = {k: v for k, v in received("n1", cluster["n1"]).items() if k[1] == "n2"}
     assert_same(got, added({k: v for k, v in before.items() if k[1] == "n2"}, want))
 
@@ -205,6 +208,7 @@ def test_the_registry_comes_before_the_foreign_server(quiet_cluster: Cluster) ->
     port = sock.getsockname()[1]
     scan_from(cluster, "n1", times=1)
     want = for_coordinator(recorded("n2", n2), "n1")
+    held = entries(n2, "n1")
     before = received("n1", cluster["n1"])
     n2.sql("SELECT pg_stat_monitor_sdm_add_node('n1', %s)",
            (f"host=127.0.0.1 port={port} dbname=postgres",))
@@ -213,11 +217,11 @@ def test_the_registry_comes_before_the_foreign_server(quiet_cluster: Cluster) ->
             ("n1", f"host=127.0.0.1 port={port} dbname=postgres")]
         sock.close()                         # refused from now on: fails at once
         assert send(n2) == 0
-        assert outbox(n2)["n1"]["pending"] == len(want) > 0
+        assert outbox(n2)["n1"]["pending"] == held > 0
         assert "127.0.0.1" in outbox(n2)["n1"]["last_error"]
     finally:
         assert n2.sql("SELECT pg_stat_monitor_sdm_remove_node('n1')") == [(True,)]
-    assert send(n2) == len(want)
+    assert send(n2) == held
     got = {k: v for k, v in received("n1", cluster["n1"]).items() if k[1] == "n2"}
     assert sum(v[0] for v in got.values()) == sum(
         v[0] for k, v in before.items() if k[1] == "n2") + sum(v[0] for v in want.values())
@@ -248,7 +252,7 @@ def test_a_full_outbox_drops_and_counts(quiet_cluster: Cluster) -> None:
     cluster = quiet_cluster
     n2 = cluster["n2"]
     scan_from(cluster, "n1", times=3)
-    entries = len(for_coordinator(recorded("n2", n2), "n1"))
+    held = entries(n2, "n1")
     dropped = outbox(n2)["n1"]["dropped"]
     set_and_reload(n2, "pgsm_sdm_outbox_max", "1")
     cluster["n1"].stop()
@@ -256,7 +260,7 @@ def test_a_full_outbox_drops_and_counts(quiet_cluster: Cluster) -> None:
         time.sleep(0.3)
         send(n2)
         assert outbox(n2)["n1"]["pending"] == 1
-        assert outbox(n2)["n1"]["dropped"] - dropped == entries - 1 >= 0
+        assert outbox(n2)["n1"]["dropped"] - dropped == held - 1 >= 0
     finally:
         set_and_reload(n2, "pgsm_sdm_outbox_max", None)
         cluster["n1"].start()
@@ -297,11 +301,11 @@ def test_each_transport_compression_delivers(quiet_cluster: Cluster, compression
         time.sleep(0.2)
         before = outbox(n2).get("n1", {"bytes_raw": 0, "bytes_sent": 0, "sent": 0})
         scan_from(cluster, "n1", times=2)
-        entries = len(for_coordinator(recorded("n2", n2), "n1"))
-        assert send(n2) == entries > 0
+        held = entries(n2, "n1")
+        assert send(n2) == held > 0
         after = outbox(n2)["n1"]
         raw, wire = (after[c] - before[c] for c in ("bytes_raw", "bytes_sent"))
-        assert after["sent"] - before["sent"] == entries
+        assert after["sent"] - before["sent"] == held
         assert wire == raw + 12 if compression == "none" else 0 < wire < raw
     finally:
         set_and_reload(n2, "pgsm_transport_compression", None)
@@ -330,3 +334,34 @@ def test_the_worker_skips_a_pass_while_a_send_holds_the_lock(quiet_cluster: Clus
             assert before is not None and after is not None and after[0] > before[0]
     finally:
         set_and_reload(n2, "pgsm_sdm_send_interval", "'1h'")
+
+
+def test_the_worker_backs_off_from_a_down_coordinator_and_resumes_soon_after(
+        quiet_cluster: Cluster) -> None:
+    """1 s interval, n1 down for 6 s: n2's worker fails again and again, never waiting more than
+    3 intervals; n1 back, the worker delivers everything within a few seconds, once."""
+    cluster = quiet_cluster
+    n2 = cluster["n2"]
+    scan_from(cluster, "n1", times=2)
+    want = for_coordinator(recorded("n2", n2), "n1")
+    before = {k: v for k, v in received("n1", cluster["n1"]).items() if k[1] == "n2"}
+    cluster["n1"].stop()
+    try:
+        set_and_reload(n2, "pgsm_sdm_send_interval", "'1s'", "pgsm_export_interval", "1")
+        time.sleep(6)
+        [(failures, wait)] = n2.sql(
+            "SELECT failures, extract(epoch FROM next_attempt - now())::float8"
+            " FROM pgsm_internal.pgsm_sdm_coordinators WHERE node = 'n1'")
+        assert failures >= 2 and wait <= 3.0
+        assert outbox(n2)["n1"]["pending"] >= len(want) > 0
+        cluster["n1"].start()
+        started = time.monotonic()
+        while time.monotonic() - started < 10 and outbox(n2)["n1"]["pending"] > 0:
+            time.sleep(0.2)
+        assert outbox(n2)["n1"]["pending"] == 0
+        got = {k: v for k, v in received("n1", cluster["n1"]).items() if k[1] == "n2"}
+        assert_same(got, added(before, want))
+    finally:
+        if not (cluster["n1"].datadir / "postmaster.pid").exists():
+            cluster["n1"].start()
+        set_and_reload(n2, "pgsm_sdm_send_interval", "'1h'", "pgsm_export_interval", None)
