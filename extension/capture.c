@@ -246,6 +246,26 @@ fragment_delta(PgsmFragmentDelta *d, const PgsmExecution *x)
 }
 
 /*
+ * Whether a statement's text ends with a comment, the first sign of a tag:
+ * a look at its last bytes, the one cost every statement pays here.
+ */
+static bool
+ends_with_comment(const PgsmExecution *x)
+{
+	const char *s = x->source_text;
+	size_t		n;
+
+	if (s == NULL)
+		return false;
+	n = (x->stmt_location >= 0 && x->stmt_len > 0) ?
+		(size_t) (x->stmt_location + x->stmt_len) : strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == ';' ||
+					 s[n - 1] == '\t' || s[n - 1] == '\r'))
+		n--;
+	return n >= 32 && s[n - 1] == '/' && s[n - 2] == '*';
+}
+
+/*
  * A shard's part: an execution whose statement ends with a coordinator's
  * tag (or that fetches from or closes a tagged cursor) is also a fragment.
  * The usual statement costs a look at its last bytes.
@@ -259,7 +279,8 @@ capture_fragment(const PgsmExecution *x, int64 bucket_start)
 	int			len;
 	bool		full = false;
 
-	if (x->in_error_report || x->elevel > 0 || x->delta.calls == 0)
+	if (x->in_error_report || x->elevel > 0 || x->delta.calls == 0 ||
+		(x->portal_op == PGSM_PORTAL_NONE && !ends_with_comment(x)))
 		return;
 	fragment_delta(&d, x);
 	if (x->portal_op == PGSM_PORTAL_FETCH)
@@ -272,7 +293,7 @@ capture_fragment(const PgsmExecution *x, int64 bucket_start)
 	else
 	{
 		stmt = pgsm_statement_text(x->source_text, x->stmt_location, x->stmt_len, &len);
-		if (stmt == NULL || len < 32 || stmt[len - 1] != '/' || !tag_of(stmt, len, &tag))
+		if (stmt == NULL || len < 32 || !tag_of(stmt, len, &tag))
 			return;
 		if (x->portal_op == PGSM_PORTAL_DECLARE)
 			pgsm_fragment_declare(x->portal_name, &tag, stmt, len, bucket_start, &d);
