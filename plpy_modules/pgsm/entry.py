@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, NoReturn, TypeVar
 
-from pgsm import catalog, export, histogram, partitions, truncate, worker
+from pgsm import (
+    catalog,
+    export,
+    histogram,
+    nodes,
+    partitions,
+    receiver,
+    sender,
+    truncate,
+    worker,
+)
 from pgsm.errors import (
     DATETIME_FIELD_OVERFLOW,
     INTERNAL_ERROR,
@@ -94,3 +104,18 @@ def maintain(plpy: Plpy, now: Any, force: bool | None) -> list[tuple[str, str]]:
         done = partitions.maintain(plpy, catalog.extension_schema(plpy), now)
         return [(action, name) for action, names in done.items() for name in names]
     return run(plpy, work)
+
+
+def sdm_receive(plpy: Plpy, payload: bytes | None) -> int:
+    """pg_stat_monitor_sdm_receive(payload): entries applied."""
+    return run(plpy, lambda: receiver.receive(plpy, payload))
+
+
+def sdm_send(plpy: Plpy) -> int:
+    """pg_stat_monitor_sdm_send(): entries delivered."""
+    return run(plpy, lambda: sender.send_now(plpy))
+
+
+def sdm_add_node(plpy: Plpy, name: str | None, conninfo: str | None) -> None:
+    """pg_stat_monitor_sdm_add_node(name, conninfo)."""
+    run(plpy, lambda: nodes.add(plpy, name, conninfo))

@@ -19,3 +19,12 @@ def get(plpy: Plpy, name: str) -> str:
 def get_int(plpy: Plpy, name: str) -> int:
     """The value of an integer setting, in its base unit."""
     return int(get(plpy, name))
+
+
+def node_name(plpy: Plpy) -> str:
+    """This node's name in the cluster: pgsm_node_name, or cluster_name when that is empty;
+    empty when neither is set."""
+    name = get(plpy, "pgsm_node_name")
+    if name == "":
+        name = str(plpy.execute("SELECT pg_catalog.current_setting('cluster_name') AS v")[0]["v"])
+    return name
