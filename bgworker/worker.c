@@ -103,14 +103,19 @@ forget_latch(int code, Datum arg)
 	pgsm_release_worker(MyLatch);
 }
 
-/* sleep until woken or the interval ends, but at least the minimum gap */
+/*
+ * Sleep until woken or the next pass is due (the export's interval or the
+ * sender's, whichever is shorter), but at least the minimum gap.
+ */
 static void
 wait_for_work(void)
 {
+	long		interval_ms = Min(pgsm_export_interval, pgsm_sdm_send_interval) * 1000L;
+
 	(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, PGSM_MIN_PASS_GAP_MS,
 					 PG_WAIT_EXTENSION);
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 pgsm_export_interval * 1000L - PGSM_MIN_PASS_GAP_MS, PG_WAIT_EXTENSION);
+					 Max(interval_ms - PGSM_MIN_PASS_GAP_MS, 1), PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)

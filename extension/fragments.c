@@ -392,3 +392,37 @@ pgsm_fragments_info(int64 *max, int64 *used, int64 *dropped)
 	*dropped = frag->dropped_calls;
 	SpinLockRelease(&frag->mutex);
 }
+
+/* ---------------------------------------------------------------- persistence */
+
+/* call fn for every entry; the postmaster only, at shutdown */
+void
+pgsm_fragments_walk(void (*fn) (const PgsmFragment *f, void *arg), void *arg)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmFragment *f;
+
+	hash_seq_init(&scan, frag_table);
+	while ((f = hash_seq_search(&scan)) != NULL)
+		fn(f, arg);
+}
+
+/* add a saved entry back in the current epoch; false when there is no room.  Postmaster only. */
+bool
+pgsm_fragment_restore(const PgsmFragment *saved)
+{
+	PgsmFragment *f;
+	PgsmFragmentKey key = saved->key;
+
+	key.epoch = frag->epoch;
+	f = insert_fragment(&key, saved->coordinator, saved->query);
+	if (f == NULL)
+	{
+		count_dropped(saved->c.calls);
+		return false;
+	}
+	if (f->c.calls == 0)
+		f->encoding = saved->encoding;
+	add_delta(f, &saved->c);
+	return true;
+}

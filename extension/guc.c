@@ -37,10 +37,10 @@ bool		pgsm_export_auto = true;
 int			pgsm_export_interval = 10;
 char	   *pgsm_node_name = NULL;
 int			pgsm_sdm_max_fragments = 512;
+int			pgsm_sdm_send_interval = 5;
 
 /* read by the PL/Python sender only */
 static int	pgsm_transport_compression = 2;
-static int	pgsm_sdm_send_interval = 5;
 static int	pgsm_sdm_outbox_max = 100000;
 
 static const struct config_enum_entry compression_options[] = {

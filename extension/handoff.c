@@ -155,6 +155,17 @@ pgsm_release_exported_buckets(PG_FUNCTION_ARGS)
 /* ---------------------------------------------------------------- the sender's drain */
 
 PG_FUNCTION_INFO_V1(pgsm_freeze_fragments);
+PG_FUNCTION_INFO_V1(pgsm_in_transaction_block);
+
+/*
+ * pgsm_in_transaction_block(): whether the caller runs inside BEGIN ... COMMIT,
+ * where what it drains could be put back by a later rollback.
+ */
+Datum
+pgsm_in_transaction_block(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(IsTransactionBlock());
+}
 PG_FUNCTION_INFO_V1(pgsm_release_fragments_on_commit);
 
 /* pgsm_freeze_fragments(): close the fragment entries to writes; returns 'below' */

@@ -4,7 +4,9 @@
  *		Keep unexported statistics across a clean restart: the postmaster
  *		writes every live entry with its texts to a file when it exits
  *		normally, and reads them back (then removes the file) when it
- *		creates shared memory.  The worker's first pass exports them.
+ *		creates shared memory.  The worker's first pass exports them.  A
+ *		shard's fragments not yet drained go to a file of their own, read
+ *		back the same way, for the sender's next pass.
  *
  * After a crash there is no file (it was removed when read), so a crash
  * loses only what was not yet exported, never counts anything twice.
@@ -25,6 +27,9 @@
 #define PGSM_DUMP_TMP PGSM_DUMP_FILE ".tmp"
 #define PGSM_DUMP_MAGIC 0x50534D32	/* "PSM2" */
 #define PGSM_DUMP_FORMAT 3	/* 2: counters moved next to the mutex; 3: encoding */
+#define PGSM_FRAGMENT_FILE "pg_stat/pg_stat_monitor_fragments.stat"
+#define PGSM_FRAGMENT_TMP PGSM_FRAGMENT_FILE ".tmp"
+#define PGSM_FRAGMENT_MAGIC 0x50534D46	/* "PSMF" */
 
 typedef struct PgsmDumpHeader
 {
@@ -33,6 +38,9 @@ typedef struct PgsmDumpHeader
 	uint32		entry_size;
 	uint32		hist_slots;
 } PgsmDumpHeader;
+
+static void write_fragments(void);
+static void load_fragments(void);
 
 typedef struct DumpState
 {
@@ -90,6 +98,7 @@ pgsm_write_dump(int code, Datum arg)
 	 */
 	if (code != 0 || !pgsm_store_ready() || !shut_down_cleanly())
 		return;
+	write_fragments();
 	st.file = AllocateFile(PGSM_DUMP_TMP, PG_BINARY_W);
 	if (st.file == NULL)
 		goto error;
@@ -152,6 +161,7 @@ pgsm_load_dump(void)
 	int64		restored = 0,
 				lost_calls = 0;
 
+	load_fragments();
 	if (file == NULL)
 		return;
 	if (!read_exact(file, &hdr, sizeof(hdr)))
@@ -199,4 +209,70 @@ pgsm_load_dump(void)
 done:
 	FreeFile(file);
 	unlink(PGSM_DUMP_FILE);
+}
+
+/* ---------------------------------------------------------------- fragments */
+
+static void
+dump_fragment(const PgsmFragment *f, void *arg)
+{
+	DumpState  *st = arg;
+
+	write_or_fail(st, f, sizeof(PgsmFragment));
+	st->count++;
+}
+
+/* at a clean shutdown (the postmaster): save the fragments not yet drained */
+static void
+write_fragments(void)
+{
+	DumpState	st = {NULL, false, 0};
+	PgsmDumpHeader hdr = {PGSM_FRAGMENT_MAGIC, 1, (uint32) sizeof(PgsmFragment), 0};
+
+	st.file = AllocateFile(PGSM_FRAGMENT_TMP, PG_BINARY_W);
+	if (st.file == NULL)
+		goto error;
+	write_or_fail(&st, &hdr, sizeof(hdr));
+	pgsm_fragments_walk(dump_fragment, &st);
+	if (st.failed || FreeFile(st.file) != 0)
+	{
+		st.file = NULL;
+		goto error;
+	}
+	(void) durable_rename(PGSM_FRAGMENT_TMP, PGSM_FRAGMENT_FILE, LOG);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", PGSM_FRAGMENT_TMP)));
+	if (st.file)
+		FreeFile(st.file);
+	unlink(PGSM_FRAGMENT_TMP);
+}
+
+/* at shared memory creation (the postmaster): restore and remove the saved fragments */
+static void
+load_fragments(void)
+{
+	FILE	   *file = AllocateFile(PGSM_FRAGMENT_FILE, PG_BINARY_R);
+	PgsmDumpHeader hdr;
+	PgsmFragment f;
+	int64		restored = 0;
+
+	if (file == NULL)
+		return;
+	if (!read_exact(file, &hdr, sizeof(hdr)) || hdr.magic != PGSM_FRAGMENT_MAGIC ||
+		hdr.format != 1 || hdr.entry_size != sizeof(PgsmFragment))
+		ereport(LOG, (errmsg("ignoring an unreadable pg_stat_monitor fragment file")));
+	else
+	{
+		while (read_exact(file, &f, sizeof(f)))
+			restored += pgsm_fragment_restore(&f) ? 1 : 0;
+		ereport(LOG,
+				(errmsg("pg_stat_monitor restored " INT64_FORMAT " fragment entries saved at shutdown",
+						restored)));
+	}
+	FreeFile(file);
+	unlink(PGSM_FRAGMENT_FILE);
 }

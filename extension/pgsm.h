@@ -59,6 +59,7 @@ extern bool pgsm_export_auto;
 extern int	pgsm_export_interval;
 extern char *pgsm_node_name;
 extern int	pgsm_sdm_max_fragments;
+extern int	pgsm_sdm_send_interval;
 
 extern void pgsm_define_gucs(void);
 extern bool pgsm_valid_node_name(const char *name);
@@ -389,6 +390,8 @@ extern int64 pgsm_fragments_freeze(void);
 extern List *pgsm_fragments_copy(int64 below);
 extern void pgsm_fragments_release(int64 below);
 extern void pgsm_fragments_info(int64 *max, int64 *used, int64 *dropped);
+extern void pgsm_fragments_walk(void (*fn) (const PgsmFragment *f, void *arg), void *arg);
+extern bool pgsm_fragment_restore(const PgsmFragment *saved);
 
 /* ---- handoff.c: apply something only if the current transaction commits ---- */
 typedef void (*PgsmCommitFn) (int64 arg);

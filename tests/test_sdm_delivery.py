@@ -105,8 +105,6 @@ def test_a_shard_restarted_with_an_unsent_outbox_delivers_it_after(
     assert_same(got, added({k: v for k, v in before.items() if k[1] == "n2"}, want))
 
 
-@pytest.mark.xfail(strict=True, reason="the fragment table is not kept across a clean shutdown"
-                   " (persist.c dumps statement entries only)")
 def test_a_shard_restarted_cleanly_delivers_its_undrained_fragments(
         quiet_cluster: Cluster) -> None:
     """Fragments n2 recorded but had not drained when it stopped cleanly reach n1 after."""

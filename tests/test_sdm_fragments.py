@@ -173,3 +173,17 @@ def test_a_full_fragment_table_counts_what_finds_no_room(make_server: ServerFact
         "SELECT fragments, dropped_calls FROM pgsm_internal.pgsm_fragment_info()")
     got = drain(server)
     assert (used, dropped, len(got), sum(r["calls"] for r in got)) == (16, 4, 16, 16)
+
+
+def test_send_in_a_transaction_block_drains_nothing(make_server: ServerFactory) -> None:
+    """pg_stat_monitor_sdm_send() inside BEGIN leaves the fragment table as it was, so a
+    rollback cannot make the same fragments be drained and sent twice."""
+    server = make_server()
+    with server.connect() as c:
+        c.execute("SELECT 1 AS in_block /*pgsm_coord='n9',pgsm_qid='7'*/")
+        with c.transaction(force_rollback=True):
+            c.execute("SELECT pg_stat_monitor_sdm_send()")
+            inside = c.execute("SELECT fragments FROM pgsm_internal.pgsm_fragment_info()").fetchone()
+    after = server.sql("SELECT fragments FROM pgsm_internal.pgsm_fragment_info()")
+    assert inside == (1,)
+    assert after == [(1,)]

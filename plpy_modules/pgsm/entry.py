@@ -111,9 +111,9 @@ def sdm_receive(plpy: Plpy, payload: bytes | None) -> int:
     return run(plpy, lambda: receiver.receive(plpy, payload))
 
 
-def sdm_send(plpy: Plpy) -> int:
+def sdm_send(plpy: Plpy, in_block: bool) -> int:
     """pg_stat_monitor_sdm_send(): entries delivered."""
-    return run(plpy, lambda: sender.send_now(plpy))
+    return run(plpy, lambda: sender.send_now(plpy, bool(in_block)))
 
 
 def sdm_add_node(plpy: Plpy, name: str | None, conninfo: str | None) -> None:

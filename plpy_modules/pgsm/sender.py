@@ -12,8 +12,8 @@ in the order they are given) and, for each coordinator with pending entries:
 
 The worker sends first and drains second, so what it sends was committed by an earlier pass:
 whatever happens to its own transaction afterwards, a sent entry is counted once.
-pg_stat_monitor_sdm_send() also sends what it just drained (a synchronous "send now"); it
-must then commit, so it is not meant for a transaction block that may roll back.
+pg_stat_monitor_sdm_send() also sends what it just drained (a synchronous "send now"), except
+inside a transaction block, where a later rollback would put the drained entries back.
 
 A coordinator that fails (connection, timeout, error) keeps its entries; it is tried again
 after a backoff that doubles from one send interval up to MAX_BACKOFF intervals, so a
@@ -204,12 +204,17 @@ def _lock(plpy: Plpy, nowait: bool = False) -> None:
                  f" IN SHARE ROW EXCLUSIVE MODE{' NOWAIT' if nowait else ''}")
 
 
-def send_now(plpy: Plpy) -> int:
-    """pg_stat_monitor_sdm_send(): send what is pending, drain, send that too."""
+def send_now(plpy: Plpy, in_block: bool) -> int:
+    """pg_stat_monitor_sdm_send(): send what is pending, drain, send that too.
+
+    Inside a transaction block it only sends what the outbox already holds: a rollback after it
+    would put back into shared memory what it drained and sent, to be sent again.
+    """
     _lock(plpy)
     delivered = send(plpy, force=True)
-    drain(plpy)
-    delivered += send(plpy, force=True)
+    if not in_block:
+        drain(plpy)
+        delivered += send(plpy, force=True)
     plpy.execute(f"UPDATE {internal(plpy, 'pgsm_sdm_send_state')} SET last_pass_at = now()")
     return delivered
 
