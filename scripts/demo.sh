@@ -52,3 +52,4 @@ if [ -f scripts/demo-history.sql ]; then
   psql_demo -f scripts/demo-history.sql
 fi
 echo "(server log: .demo/server.log; the cluster is stopped when the demo ends)"
+bash scripts/demo-cluster.sh
