@@ -217,17 +217,19 @@ tag_of(const char *stmt, int len, PgsmTag *tag)
 	static int	last_len = -1;
 	static bool last_is = false;
 	static PgsmTag last_tag;
+	char	   *copy;
 
 	if (len == last_len && last != NULL && memcmp(stmt, last, len) == 0)
 	{
 		*tag = last_tag;
 		return last_is;
 	}
+	copy = MemoryContextAlloc(TopMemoryContext, len + 1);
+	memcpy(copy, stmt, len);
 	last_is = pgsm_text_tag(stmt, len, &last_tag);
 	if (last != NULL)
 		pfree(last);
-	last = MemoryContextAlloc(TopMemoryContext, len + 1);
-	memcpy(last, stmt, len);
+	last = copy;
 	last_len = len;
 	*tag = last_tag;
 	return last_is;

@@ -89,17 +89,25 @@ typedef struct PgsmTagWalk
 	int			stale;			/* CHECK: remote SQL whose tag is not 'tag' */
 } PgsmTagWalk;
 
-/* where the tag this file appended starts in a remote SQL, or -1 */
+/*
+ * Where the tag this file appended starts in a remote SQL, or -1: the last
+ * " /\*pgsm_coord=" that opens the one comment ending the text (never a
+ * look-alike inside a literal of an untagged text).
+ */
 static int
 tag_start(const char *sql)
 {
 	const char *at = strstr(sql, " /*pgsm_coord=");
 	const char *next;
+	size_t		n;
 
 	if (at == NULL)
 		return -1;
 	while ((next = strstr(at + 1, " /*pgsm_coord=")) != NULL)
 		at = next;
+	n = strlen(at);
+	if (n < 4 || strcmp(at + n - 3, "'*/") != 0 || strstr(at, "*/") != at + n - 2)
+		return -1;
 	return (int) (at - sql);
 }
 

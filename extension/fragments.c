@@ -24,7 +24,10 @@
  *	adds under the entry's spinlock; a new entry takes it EXCLUSIVE.  The
  *	sender freezes the current entries by raising frag->epoch (EXCLUSIVE):
  *	later calls make new entries, so what it copies never changes, and it
- *	removes them only when its transaction commits.  frag->mutex (a
+ *	removes them only when its transaction commits.  One drain at a time in
+ *	the whole cluster (frag->drain_pid, until that transaction ends): a
+ *	second one, from another database or the same transaction, would copy
+ *	the same entries again.  frag->mutex (a
  *	spinlock) protects the dropped-calls counter.
  *
  *-------------------------------------------------------------------------
@@ -34,6 +37,9 @@
 #include "access/xact.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -42,6 +48,7 @@ typedef struct PgsmFragmentShared
 {
 	LWLock	   *lock;
 	int64		epoch;			/* lock: entries of earlier epochs take no writes */
+	int			drain_pid;		/* lock: the backend whose drain is not ended yet */
 	slock_t		mutex;			/* protects dropped_calls */
 	int64		dropped_calls;	/* calls that found no room */
 } PgsmFragmentShared;
@@ -62,7 +69,8 @@ typedef struct PgsmOpenCursor
 } PgsmOpenCursor;
 
 static PgsmOpenCursor *pgsm_cursors = NULL;
-static bool pgsm_cursor_callback = false;
+static bool pgsm_xact_callback = false;
+static bool pgsm_draining = false;	/* this transaction froze the table */
 
 /* ---------------------------------------------------------------- shared memory */
 
@@ -91,6 +99,7 @@ pgsm_fragments_startup(void)
 	{
 		frag->lock = &(GetNamedLWLockTranche("pg_stat_monitor fragments"))->lock;
 		frag->epoch = 1;
+		frag->drain_pid = 0;
 		SpinLockInit(&frag->mutex);
 		frag->dropped_calls = 0;
 	}
@@ -245,9 +254,22 @@ close_cursor(PgsmOpenCursor **link)
 	return full;
 }
 
-/* cursors still open when their transaction ends count as closed */
+/* this backend's drain, if any, has ended with its transaction */
 static void
-close_at_xact_end(XactEvent event, void *arg)
+end_drain(void)
+{
+	LWLockAcquire(frag->lock, LW_EXCLUSIVE);
+	if (frag->drain_pid == MyProcPid)
+		frag->drain_pid = 0;
+	LWLockRelease(frag->lock);
+}
+
+/*
+ * At the end of a transaction: cursors still open count as closed, and a
+ * drain it made is over (released at commit, left for the next at abort).
+ */
+static void
+at_xact_end(XactEvent event, void *arg)
 {
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
@@ -255,6 +277,21 @@ close_at_xact_end(XactEvent event, void *arg)
 		return;
 	while (pgsm_cursors != NULL)
 		(void) close_cursor(&pgsm_cursors);
+	if (pgsm_draining)
+	{
+		end_drain();
+		pgsm_draining = false;
+	}
+}
+
+static void
+register_callback(void)
+{
+	if (!pgsm_xact_callback)
+	{
+		RegisterXactCallback(at_xact_end, NULL);
+		pgsm_xact_callback = true;
+	}
 }
 
 /* DECLARE of a tagged cursor: remember it by name, with the DECLARE's own cost */
@@ -271,11 +308,7 @@ pgsm_fragment_declare(const char *name, const PgsmTag *tag, const char *stmt, in
 		(void) close_cursor(old);
 	if (query < 0 || query > tag->tag_start)
 		query = 0;
-	if (!pgsm_cursor_callback)
-	{
-		RegisterXactCallback(close_at_xact_end, NULL);
-		pgsm_cursor_callback = true;
-	}
+	register_callback();
 	c = MemoryContextAllocZero(TopMemoryContext, sizeof(PgsmOpenCursor));
 	strlcpy(c->name, name, NAMEDATALEN);
 	c->tag = *tag;
@@ -326,13 +359,38 @@ pgsm_fragment_close(const char *name)
 
 /* ---------------------------------------------------------------- the sender's side */
 
-/* close the current entries to writes; returns the epoch below which they are */
+/*
+ * Close the current entries to writes; returns the epoch below which they
+ * are.  Waits while another backend's drain has not ended, and refuses a
+ * second drain in one transaction: either would copy the same entries.
+ */
 int64
 pgsm_fragments_freeze(void)
 {
 	int64		below;
+	int			owner;
 
-	LWLockAcquire(frag->lock, LW_EXCLUSIVE);
+	register_callback();
+	for (;;)
+	{
+		LWLockAcquire(frag->lock, LW_EXCLUSIVE);
+		owner = frag->drain_pid;
+		if (owner == 0 || (owner != MyProcPid && BackendPidGetProc(owner) == NULL))
+			break;
+		LWLockRelease(frag->lock);
+		if (owner == MyProcPid)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the pg_stat_monitor fragment table was drained in this transaction already"),
+					 errhint("Commit first: a second drain would read the same entries again.")));
+		/* another transaction drains: wait for its end (a short one) */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	frag->drain_pid = MyProcPid;
+	pgsm_draining = true;
 	below = ++frag->epoch;
 	LWLockRelease(frag->lock);
 	return below;
@@ -413,9 +471,16 @@ pgsm_fragment_restore(const PgsmFragment *saved)
 {
 	PgsmFragment *f;
 	PgsmFragmentKey key = saved->key;
+	char		coordinator[NAMEDATALEN];
+	char		query[PGSM_FRAGMENT_TEXT_LEN];
 
+	/* a file is not trusted to end its strings */
+	memcpy(coordinator, saved->coordinator, sizeof(coordinator));
+	coordinator[sizeof(coordinator) - 1] = '\0';
+	memcpy(query, saved->query, sizeof(query));
+	query[sizeof(query) - 1] = '\0';
 	key.epoch = frag->epoch;
-	f = insert_fragment(&key, saved->coordinator, saved->query);
+	f = insert_fragment(&key, coordinator, query);
 	if (f == NULL)
 	{
 		count_dropped(saved->c.calls);

@@ -197,6 +197,31 @@ def test_unknown_names_open_no_connection_and_are_counted(quiet_cluster: Cluster
         sock.close()
 
 
+def test_a_server_a_plain_role_made_is_never_used(quiet_cluster: Cluster) -> None:
+    """A plain role with USAGE on postgres_fdw makes server 'nz' (pointing at a listener) and a
+    PUBLIC user mapping, then tags a statement with it: no connection, dropped and counted."""
+    n2 = quiet_cluster["n2"]
+    sock = listener()
+    port = sock.getsockname()[1]
+    n2.sql("CREATE ROLE sdm_plain LOGIN; GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw"
+           " TO sdm_plain")
+    try:
+        with n2.connect(user="sdm_plain") as plain:
+            plain.execute(f"CREATE SERVER nz FOREIGN DATA WRAPPER postgres_fdw"
+                          f" OPTIONS (host '127.0.0.1', port '{port}', dbname 'postgres')")
+            plain.execute("CREATE USER MAPPING FOR PUBLIC SERVER nz OPTIONS (user 'postgres')")
+            plain.execute("SELECT 1 /*pgsm_coord='nz',pgsm_qid='5'*/")
+        assert send(n2) == 0
+        assert not connection_attempted(sock)
+        box = outbox(n2)["nz"]
+        assert (box["pending"], box["dropped"]) == (0, 1)
+        assert box["last_error"] == 'foreign server "nz" is not owned by a superuser'
+    finally:
+        n2.sql("DROP SERVER IF EXISTS nz CASCADE; REVOKE USAGE ON FOREIGN DATA WRAPPER"
+               " postgres_fdw FROM sdm_plain; DROP ROLE sdm_plain")
+        sock.close()
+
+
 def test_the_registry_comes_before_the_foreign_server(quiet_cluster: Cluster) -> None:
     """A registry entry for n1 pointing at a listener: n2 tries it (not the server n1) and keeps
     the entries; removed, the server is used and they arrive."""

@@ -1,9 +1,11 @@
 """How a shard reaches a coordinator named in a tag: only through its own configuration.
 
-First the node registry (pgsm_internal.pgsm_sdm_nodes: name -> conninfo), else the
-postgres_fdw foreign server of that name with the current role's user mapping (or the PUBLIC
-one), as postgres_fdw itself would connect.  Nothing in the tag but the name is used, and a
-name that is not a valid node name is never looked up.
+First the node registry (pgsm_internal.pgsm_sdm_nodes: name -> conninfo, superusers only),
+else the postgres_fdw foreign server of that name, if a superuser owns it, with the current
+role's user mapping (or the PUBLIC one), as postgres_fdw itself would connect.  A server a
+plain role made (and so its options and mappings) is never used: the sender runs as a
+superuser.  Nothing in the tag but the name is used, and a name that is not a valid node name
+is never looked up.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pgsm.plpy import Plpy
 
 # libpq settings the sender decides itself, whatever a server's options say
 OWN_OPTIONS = {"replication", "client_encoding", "options", "application_name",
-               "fallback_application_name", "connect_timeout"}
+               "fallback_application_name", "connect_timeout", "keepalives", "keepalives_idle",
+               "keepalives_interval", "keepalives_count", "tcp_user_timeout"}
 APPLICATION_NAME = "pg_stat_monitor sender"
 
 
@@ -46,9 +49,11 @@ def conninfo(plpy: Plpy, name: str) -> str:
     if len(found) > 0:
         return str(found[0]["conninfo"])
     server = plpy.execute(plpy.prepare(
-        "SELECT s.srvoptions, w.fdwname::text AS fdw, m.umoptions, m.umuser IS NOT NULL AS mapped"
+        "SELECT s.srvoptions, w.fdwname::text AS fdw, m.umoptions, m.umuser IS NOT NULL AS mapped,"
+        "       o.rolsuper AS trusted"
         " FROM pg_catalog.pg_foreign_server s"
         " JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw"
+        " JOIN pg_catalog.pg_roles o ON o.oid = s.srvowner"
         " LEFT JOIN LATERAL (SELECT u.umoptions, u.umuser FROM pg_catalog.pg_user_mapping u"
         "   WHERE u.umserver = s.oid"
         "     AND u.umuser IN (0, pg_catalog.to_regrole(current_user::text)::oid)"
@@ -60,6 +65,8 @@ def conninfo(plpy: Plpy, name: str) -> str:
     row = server[0]
     if row["fdw"] != "postgres_fdw":
         raise Unresolved(f"foreign server \"{name}\" does not use postgres_fdw")
+    if not row["trusted"]:
+        raise Unresolved(f"foreign server \"{name}\" is not owned by a superuser")
     if not row["mapped"]:
         raise Unresolved(f"no user mapping for the current role on foreign server \"{name}\"")
     from psycopg.conninfo import make_conninfo
@@ -70,10 +77,14 @@ def conninfo(plpy: Plpy, name: str) -> str:
 
 
 def connection_string(base: str, timeout_s: int, statement_timeout_ms: int) -> str:
-    """base with the sender's own settings: connect and statement timeouts, its name."""
+    """base with the sender's own settings: connect and statement timeouts, TCP keepalives and
+    a user timeout (a coordinator that vanishes mid-call is given up within seconds, not
+    TCP's minutes), its name."""
     from psycopg.conninfo import make_conninfo
     return make_conninfo(base, connect_timeout=str(timeout_s), application_name=APPLICATION_NAME,
-                         options=f"-c statement_timeout={statement_timeout_ms}")
+                         options=f"-c statement_timeout={statement_timeout_ms}",
+                         keepalives="1", keepalives_idle="5", keepalives_interval="2",
+                         keepalives_count="3", tcp_user_timeout=str(statement_timeout_ms + 5000))
 
 
 def add(plpy: Plpy, name: str | None, info: str | None) -> None:

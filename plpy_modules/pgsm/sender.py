@@ -158,6 +158,11 @@ def _deliver(plpy: Plpy, coordinator: str, conninfo: str, me: str, stream: str,
     return delivered
 
 
+# what a coordinator's receive function answers to a batch it will never take: addressed to
+# another node, malformed, over the limit, another format version
+REFUSED = {"22023", "22P03", "54000", "0A000"}
+
+
 def _failed(plpy: Plpy, coordinator: str, error: Exception, interval_s: float) -> None:
     """Keep the error and put the next attempt off (doubling, capped)."""
     message = " ".join(str(error).split()) or type(error).__name__
@@ -195,7 +200,14 @@ def send(plpy: Plpy, force: bool) -> int:
         except (plpy.Error, plpy.SPIError):
             raise
         except Exception as error:  # the coordinator's problem: the others still get theirs
-            _failed(plpy, coordinator, error, interval_s)
+            state = getattr(error, "sqlstate", None)
+            if state in REFUSED:
+                # it will refuse these every time: sending them again would only hold up
+                # what comes after, so they are dropped and counted
+                _drop_unresolved(plpy, coordinator, f"refused by the coordinator ({state}): "
+                                 + " ".join(str(error).split())[:900])
+            else:
+                _failed(plpy, coordinator, error, interval_s)
     return delivered
 
 

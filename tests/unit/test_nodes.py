@@ -11,7 +11,8 @@ from pgsm import nodes
 
 SERVER = {"srvoptions": ["host=10.0.0.2", "port=5433", "dbname=app", "async_capable=true",
                          "batch_size=10", "options=-c work_mem=1GB", "connect_timeout=60"],
-          "fdw": "postgres_fdw", "umoptions": ["user=sender", "password=s3cret"], "mapped": True}
+          "fdw": "postgres_fdw", "umoptions": ["user=sender", "password=s3cret"], "mapped": True,
+          "trusted": True}
 
 
 def catalog(registry: list[dict[str, Any]], servers: list[dict[str, Any]]) -> FakePlpy:
@@ -39,6 +40,7 @@ def test_a_foreign_server_gives_its_libpq_options_and_the_mappings() -> None:
     assert info == "host=10.0.0.2 port=5433 dbname=app user=sender password=s3cret"
     full = nodes.connection_string(info, 3, 10000)
     assert "connect_timeout=3" in full and "statement_timeout=10000" in full
+    assert "keepalives=1" in full and "tcp_user_timeout=15000" in full
     assert "work_mem" not in full
 
 
@@ -46,6 +48,7 @@ def test_a_foreign_server_gives_its_libpq_options_and_the_mappings() -> None:
     ("nx", [], 'unknown node "nx"'),
     ("ny", [dict(SERVER, fdw="file_fdw")], 'foreign server "ny" does not use postgres_fdw'),
     ("nz", [dict(SERVER, mapped=False, umoptions=None)], "no user mapping"),
+    ("nw", [dict(SERVER, trusted=False)], 'foreign server "nw" is not owned by a superuser'),
     ("n 1", [SERVER], "is not a valid node name"),
     ("x" * 64, [SERVER], "is not a valid node name"),
 ])
