@@ -21,9 +21,9 @@ def test_sql_ascii_bytes_are_shown_as_question_marks(make_server: ServerFactory)
     time.sleep(1.2)  # the bucket ends
     with srv.connect() as conn:
         live = rows(conn, "SELECT query FROM pg_stat_monitor_internal(true)"
-                          " WHERE query LIKE '%enc_probe%'")
+                          " WHERE query LIKE '%AS enc_probe'")
         written = export(conn)
-        stored = one(conn, f"SELECT query FROM {HISTORY} WHERE query LIKE '%enc_probe%'")
+        stored = one(conn, f"SELECT query FROM {HISTORY} WHERE query LIKE '%AS enc_probe'")
     assert live == [("SELECT 'caf?' AS enc_probe",)]
     assert written >= 1
     assert stored == "SELECT 'caf?' AS enc_probe"
