@@ -85,11 +85,50 @@ shut_down_cleanly(void)
 	return clean;
 }
 
-/* on_shmem_exit callback of the postmaster: save every live entry */
+/* what fills a dump file after its header */
+typedef void (*PgsmDumpBody) (DumpState *st);
+
+static void
+entries_body(DumpState *st)
+{
+	pgsm_walk_entries(dump_entry, st);
+}
+
+/*
+ * Write a header and a body to 'tmp', then rename it to 'path'; a failure
+ * is logged and leaves no file.
+ */
+static void
+write_file(const char *tmp, const char *path, const PgsmDumpHeader *hdr, PgsmDumpBody body)
+{
+	DumpState	st = {NULL, false, 0};
+
+	st.file = AllocateFile(tmp, PG_BINARY_W);
+	if (st.file == NULL)
+		goto error;
+	write_or_fail(&st, hdr, sizeof(*hdr));
+	body(&st);
+	if (st.failed || FreeFile(st.file) != 0)
+	{
+		st.file = NULL;
+		goto error;
+	}
+	(void) durable_rename(tmp, path, LOG);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", tmp)));
+	if (st.file)
+		FreeFile(st.file);
+	unlink(tmp);
+}
+
+/* on_shmem_exit callback of the postmaster: save every live entry and fragment */
 void
 pgsm_write_dump(int code, Datum arg)
 {
-	DumpState	st = {NULL, false, 0};
 	PgsmDumpHeader hdr = {PGSM_DUMP_MAGIC, PGSM_DUMP_FORMAT, 0, 0};
 
 	/*
@@ -99,28 +138,9 @@ pgsm_write_dump(int code, Datum arg)
 	if (code != 0 || !pgsm_store_ready() || !shut_down_cleanly())
 		return;
 	write_fragments();
-	st.file = AllocateFile(PGSM_DUMP_TMP, PG_BINARY_W);
-	if (st.file == NULL)
-		goto error;
 	hdr.entry_size = (uint32) pgsm_entry_size();
 	hdr.hist_slots = (uint32) pgsm_hist_slots;
-	write_or_fail(&st, &hdr, sizeof(hdr));
-	pgsm_walk_entries(dump_entry, &st);
-	if (st.failed || FreeFile(st.file) != 0)
-	{
-		st.file = NULL;
-		goto error;
-	}
-	(void) durable_rename(PGSM_DUMP_TMP, PGSM_DUMP_FILE, LOG);
-	return;
-
-error:
-	ereport(LOG,
-			(errcode_for_file_access(),
-			 errmsg("could not write file \"%s\": %m", PGSM_DUMP_TMP)));
-	if (st.file)
-		FreeFile(st.file);
-	unlink(PGSM_DUMP_TMP);
+	write_file(PGSM_DUMP_TMP, PGSM_DUMP_FILE, &hdr, entries_body);
 }
 
 static bool
@@ -222,33 +242,19 @@ dump_fragment(const PgsmFragment *f, void *arg)
 	st->count++;
 }
 
+static void
+fragments_body(DumpState *st)
+{
+	pgsm_fragments_walk(dump_fragment, st);
+}
+
 /* at a clean shutdown (the postmaster): save the fragments not yet drained */
 static void
 write_fragments(void)
 {
-	DumpState	st = {NULL, false, 0};
 	PgsmDumpHeader hdr = {PGSM_FRAGMENT_MAGIC, 1, (uint32) sizeof(PgsmFragment), 0};
 
-	st.file = AllocateFile(PGSM_FRAGMENT_TMP, PG_BINARY_W);
-	if (st.file == NULL)
-		goto error;
-	write_or_fail(&st, &hdr, sizeof(hdr));
-	pgsm_fragments_walk(dump_fragment, &st);
-	if (st.failed || FreeFile(st.file) != 0)
-	{
-		st.file = NULL;
-		goto error;
-	}
-	(void) durable_rename(PGSM_FRAGMENT_TMP, PGSM_FRAGMENT_FILE, LOG);
-	return;
-
-error:
-	ereport(LOG,
-			(errcode_for_file_access(),
-			 errmsg("could not write file \"%s\": %m", PGSM_FRAGMENT_TMP)));
-	if (st.file)
-		FreeFile(st.file);
-	unlink(PGSM_FRAGMENT_TMP);
+	write_file(PGSM_FRAGMENT_TMP, PGSM_FRAGMENT_FILE, &hdr, fragments_body);
 }
 
 /* at shared memory creation (the postmaster): restore and remove the saved fragments */
