@@ -208,9 +208,17 @@ tag_plan(Plan *plan, const List *rtable, PgsmTagWalk *w)
 	tag_plan(plan->righttree, rtable, w);
 }
 
+/* the tag for a plan's remote SQL, or NULL when it has none to carry (no foreign table, no name) */
 static char *
-make_tag(const char *name, uint64 parent)
+tag_for(const PlannedStmt *stmt, uint64 parent)
 {
+	const char *name;
+
+	if (stmt == NULL || stmt->commandType == CMD_UTILITY || !has_foreign_table(stmt->rtable))
+		return NULL;
+	name = node_name();
+	if (name == NULL || parent == UINT64CONST(0))
+		return NULL;
 	return psprintf("/*pgsm_coord='%s',pgsm_qid='" INT64_FORMAT "'*/", name, (int64) parent);
 }
 
@@ -225,16 +233,11 @@ walk(PlannedStmt *stmt, PgsmTagWalk *w)
 void
 pgsm_fdw_tag(PlannedStmt *stmt, uint64 parent)
 {
-	const char *name;
 	PgsmTagWalk w = {PGSM_TAG_APPEND, NULL, 0};
 
-	if (stmt == NULL || stmt->commandType == CMD_UTILITY || !has_foreign_table(stmt->rtable))
-		return;
-	name = node_name();
-	if (name == NULL || parent == UINT64CONST(0))
-		return;
-	w.tag = make_tag(name, parent);
-	walk(stmt, &w);
+	w.tag = tag_for(stmt, parent);
+	if (w.tag != NULL)
+		walk(stmt, &w);
 }
 
 /*
@@ -247,15 +250,11 @@ pgsm_fdw_tag(PlannedStmt *stmt, uint64 parent)
 PlannedStmt *
 pgsm_fdw_retag(PlannedStmt *stmt, uint64 parent)
 {
-	const char *name;
 	PgsmTagWalk w = {PGSM_TAG_CHECK, NULL, 0};
 
-	if (stmt == NULL || stmt->commandType == CMD_UTILITY || !has_foreign_table(stmt->rtable))
+	w.tag = tag_for(stmt, parent);
+	if (w.tag == NULL)
 		return stmt;
-	name = node_name();
-	if (name == NULL || parent == UINT64CONST(0))
-		return stmt;
-	w.tag = make_tag(name, parent);
 	walk(stmt, &w);
 	if (w.stale == 0)
 		return stmt;
