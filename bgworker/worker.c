@@ -213,11 +213,12 @@ restore_settings(void)
 }
 
 /*
- * The OID of the extension's tick function, or InvalidOid if the extension
- * is not created: the catalog caches, no SQL.  Call inside a transaction.
+ * The OID of the extension's zero-argument function 'name' (the tick, the
+ * send), or InvalidOid if the extension is not created: the catalog caches,
+ * no SQL.  Call inside a transaction.
  */
 static Oid
-find_tick_function(void)
+find_worker_function(const char *name)
 {
 	Oid			ext = get_extension_oid("pg_stat_monitor", true);
 	Oid			fn = InvalidOid;
@@ -226,7 +227,7 @@ find_tick_function(void)
 
 	if (!OidIsValid(ext))
 		return InvalidOid;
-	procs = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum("pgsm_worker_tick"));
+	procs = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(name));
 	for (i = 0; i < procs->n_members; i++)
 	{
 		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(&procs->members[i]->tuple);
@@ -251,27 +252,23 @@ log_missing_extension(void)
 	pgsm_missing_logged = true;
 }
 
-static void
-run_pass(void)
+/* a transaction that calls the extension's function 'name'; false if there is none */
+static bool
+run_in_transaction(const char *name, const char *activity)
 {
-	Oid			tick;
+	Oid			fn;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "pg_stat_monitor worker pass");
+	pgstat_report_activity(STATE_RUNNING, activity);
 
-	tick = find_tick_function();
-	if (!OidIsValid(tick))
-	{
-		log_missing_extension();
+	fn = find_worker_function(name);
+	if (!OidIsValid(fn))
 		discard_old_buckets();
-	}
 	else
 	{
-		pgsm_missing_logged = false;
-		if (pgsm_export_auto)
-			OidFunctionCall0(tick);
+		OidFunctionCall0(fn);
 		/* exported buckets that left the window, even when pg_cron exports */
 		pgsm_release_exported(pgsm_window_start());
 	}
@@ -280,6 +277,24 @@ run_pass(void)
 	CommitTransactionCommand();
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	return OidIsValid(fn);
+}
+
+/*
+ * A pass: the tick (export unless pg_cron does it, and the drain of the
+ * fragment table), then, in a transaction of its own, the send of what is
+ * pending, so that a coordinator that is down holds up nothing the tick did.
+ */
+static void
+run_pass(void)
+{
+	if (!run_in_transaction("pgsm_worker_tick", "pg_stat_monitor worker pass"))
+	{
+		log_missing_extension();
+		return;
+	}
+	pgsm_missing_logged = false;
+	(void) run_in_transaction("pgsm_worker_send", "pg_stat_monitor worker send");
 }
 
 /* one pass; an error is logged and the worker goes on */

@@ -43,6 +43,7 @@
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 typedef struct PgsmFragmentShared
 {
@@ -87,6 +88,18 @@ pgsm_fragments_request(void)
 	RequestNamedLWLockTranche("pg_stat_monitor fragments", 1);
 }
 
+/*
+ * The wall clock in centiseconds since 2000: where epochs start and what they
+ * keep up with.  A frozen entry's wire id is (epoch << 20 | rank), so ids stay
+ * above those of an earlier life of the server (even after a crash, which
+ * saves no epoch) unless freezes outran the clock, over 100 a second.
+ */
+static int64
+epoch_now(void)
+{
+	return Max((int64) 1, (int64) (GetCurrentTimestamp() / 10000));
+}
+
 /* create or attach; caller holds AddinShmemInitLock */
 void
 pgsm_fragments_startup(void)
@@ -98,7 +111,7 @@ pgsm_fragments_startup(void)
 	if (!found)
 	{
 		frag->lock = &(GetNamedLWLockTranche("pg_stat_monitor fragments"))->lock;
-		frag->epoch = 1;
+		frag->epoch = epoch_now();
 		frag->drain_pid = 0;
 		SpinLockInit(&frag->mutex);
 		frag->dropped_calls = 0;
@@ -391,7 +404,8 @@ pgsm_fragments_freeze(void)
 	}
 	frag->drain_pid = MyProcPid;
 	pgsm_draining = true;
-	below = ++frag->epoch;
+	frag->epoch = Max(frag->epoch + 1, epoch_now());
+	below = frag->epoch;
 	LWLockRelease(frag->lock);
 	return below;
 }

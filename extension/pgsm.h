@@ -55,7 +55,6 @@ extern bool pgsm_enable_overflow;
 extern bool pgsm_track_application_names;
 extern bool pgsm_track_cpu_time;
 extern char *pgsm_worker_database;
-extern bool pgsm_export_auto;
 extern int	pgsm_export_interval;
 extern char *pgsm_node_name;
 extern int	pgsm_sdm_max_fragments;

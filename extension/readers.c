@@ -487,7 +487,7 @@ pg_stat_monitor_info_internal(PG_FUNCTION_ARGS)
 
 /* ---------------------------------------------------------------- fragments */
 
-#define PGSM_FRAGMENT_COLS 16
+#define PGSM_FRAGMENT_COLS 17
 #define PGSM_FRAGMENT_INFO_COLS 3
 
 PG_FUNCTION_INFO_V1(pgsm_fragment_rows);
@@ -518,6 +518,7 @@ fill_fragment(Datum *v, bool *n, const PgsmFragment *f)
 	snprintf(buf, sizeof(buf), UINT64_FORMAT, f->c.wal_bytes);
 	v[i++] = DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
 								 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	v[i++] = Int64GetDatum(f->key.epoch);
 	Assert(i == PGSM_FRAGMENT_COLS);
 }
 

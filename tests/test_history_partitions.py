@@ -28,11 +28,13 @@ def partitions(conn: psycopg.Connection[Any]) -> list[str]:
               " ORDER BY 1")]
 
 
-def maintain(conn: psycopg.Connection[Any], now: str) -> list[tuple[str, str]]:
+def maintain(conn: psycopg.Connection[Any], now: str, prefix: str = PREFIX
+             ) -> list[tuple[str, str]]:
     """Call pg_stat_monitor_maintain(now, force => true) (these days may be ahead of the clock);
-    its (action, partition) rows, sorted."""
-    return sorted(rows(conn, "SELECT action, partition FROM pg_stat_monitor_maintain(%s,"
-                             " force => true)", now))
+    its (action, partition) rows of one family (history by default), sorted."""
+    return sorted((action, name) for action, name in rows(
+        conn, "SELECT action, partition FROM pg_stat_monitor_maintain(%s, force => true)", now)
+        if name.startswith(prefix))
 
 
 def bounds(conn: psycopg.Connection[Any], name: str) -> str:
@@ -117,6 +119,25 @@ def test_maintain_honours_the_days_ahead_and_retention_settings(srv: PgServer) -
     assert ("dropped", f"{PREFIX}20280229") in later
     assert ("dropped", f"{PREFIX}20280301") not in later
     assert ("created", f"{PREFIX}20280307") in later
+
+
+def test_received_fragments_have_day_partitions_dropped_with_history(srv: PgServer) -> None:
+    """The coordinator's received fragments: day partitions made and dropped with history's
+    (retention 30 days), a row of a day without one moved out of the default partition."""
+    received, prefix = "pgsm_internal.pgsm_sdm_received", "pgsm_sdm_received_p"
+    with srv.connect() as conn:
+        conn.execute(f"INSERT INTO {received} VALUES ('n9', '2029-03-02 10:00:00+00', 1, 2, 5, 10,"
+                     " 'SELECT 1', 1, 1, 1, 1, 1, 0, 0, 0, 0)")
+        before = one(conn, f"SELECT tableoid::regclass::text FROM {received} WHERE node = 'n9'")
+        created = maintain(conn, "2029-03-01 00:00:00+00", prefix)
+        moved = one(conn, f"SELECT tableoid::regclass::text FROM {received} WHERE node = 'n9'")
+        later = maintain(conn, "2029-04-02 00:00:00+00", prefix)
+        left = one(conn, f"SELECT count(*) FROM {received} WHERE node = 'n9'")
+    assert before == "pgsm_internal.pgsm_sdm_received_default"
+    assert [r for r in created if r[0] == "created"] == [
+        ("created", f"{prefix}{d}") for d in ("20290301", "20290302", "20290303")]
+    assert moved == f"pgsm_internal.{prefix}20290302"
+    assert ("dropped", f"{prefix}20290302") in later and left == 0
 
 
 def test_exported_rows_are_not_in_the_default_partition(srv: PgServer) -> None:

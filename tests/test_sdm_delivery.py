@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import psycopg
@@ -101,8 +102,7 @@ def test_a_shard_restarted_with_an_unsent_outbox_delivers_it_after(
     finally:
         cluster["n1"].start()
     assert send(cluster["n2"]) == held
-    got = {k: v for k, v in received("n1", cluster["n1"]).items() if k[1] == "n2"}
-    assert_same(got, added({k: v for k, v in before.items() if k[1] == "n2"}, want))
+    assert_n1_has_from_n2(cluster, before, want)
 
 
 def test_a_shard_restarted_cleanly_delivers_its_undrained_fragments(
@@ -114,8 +114,7 @@ def test_a_shard_restarted_cleanly_delivers_its_undrained_fragments(
     want = for_coordinator(recorded("n2", cluster["n2"]), "n1")
     cluster["n2"].restart()
     send(cluster["n2"])
-    got = {k: v for k, v in received("n1", cluster["n1"]).items() if k[1] == "n2"}
-    assert_same(got, added({k: v for k, v in before.items() if k[1] == "n2"}, want))
+    assert_n1_has_from_n2(cluster, before, want)
 
 
 def added(base: Fragments, more: Fragments) -> Fragments:
@@ -127,18 +126,30 @@ def added(base: Fragments, more: Fragments) -> Fragments:
     return total
 
 
-def test_a_batch_whose_acknowledgement_is_lost_is_applied_once(quiet_cluster: Cluster) -> None:
-    """Entries committed to n2's outbox, sent in a transaction that then rolls back (n1 applied
-    them, n2 still has them): sent again, n1 applies none twice."""
-    cluster = quiet_cluster
+def held_in_n2_outbox(cluster: Cluster) -> tuple[Fragments, Fragments]:
+    """Scans from n1 whose fragments n2 drains into its outbox while n1 is down (nothing
+    delivered); returns what n1 had received before and what n2 recorded for it."""
     before = received("n1", cluster["n1"])
     scan_from(cluster, "n1", times=2)
     want = for_coordinator(recorded("n2", cluster["n2"]), "n1")
     cluster["n1"].stop()
     try:
-        send(cluster["n2"])                   # drained into n2's outbox, not delivered
+        send(cluster["n2"])
     finally:
         cluster["n1"].start()
+    return before, want
+
+
+def assert_n1_has_from_n2(cluster: Cluster, before: Fragments, want: Fragments) -> None:
+    """n1's fragments from n2 are what it had before plus want, each exactly once."""
+    assert_n1_has_from_n2(cluster, before, want)
+
+
+def test_a_batch_whose_acknowledgement_is_lost_is_applied_once(quiet_cluster: Cluster) -> None:
+    """Entries committed to n2's outbox, sent in a transaction that then rolls back (n1 applied
+    them, n2 still has them): sent again, n1 applies none twice."""
+    cluster = quiet_cluster
+    before, want = held_in_n2_outbox(cluster)
     pending = outbox(cluster["n2"])["n1"]["pending"]
     assert pending > 0
     with cluster["n2"].connect() as conn:
@@ -150,8 +161,97 @@ def test_a_batch_whose_acknowledgement_is_lost_is_applied_once(quiet_cluster: Cl
     assert send(cluster["n2"]) == pending
     assert cluster["n1"].sql("SELECT entries_received FROM pg_stat_monitor_sdm_stats_updated()"
                              " WHERE node = 'n2'")[0][0] == applied
-    got = {k: v for k, v in received("n1", cluster["n1"]).items() if k[1] == "n2"}
-    assert_same(got, added({k: v for k, v in before.items() if k[1] == "n2"}, want))
+    assert_n1_has_from_n2(cluster, before, want)
+
+
+def n1_applied_from_n2(cluster: Cluster) -> int:
+    """Entries n1 applied from n2 so far."""
+    return int(cluster["n1"].sql("SELECT entries_received FROM pg_stat_monitor_sdm_stats_updated()"
+                                 " WHERE node = 'n2'")[0][0])
+
+
+def test_a_drain_rolled_back_after_its_send_is_applied_once(quiet_cluster: Cluster) -> None:
+    """pg_stat_monitor_sdm_send() drains and delivers, then its transaction fails: the entries go
+    back to n2's fragment table; the next send drains them again under the same ids and n1,
+    which applied them, skips them."""
+    cluster = quiet_cluster
+    before = received("n1", cluster["n1"])
+    scan_from(cluster, "n1", times=2)
+    want = for_coordinator(recorded("n2", cluster["n2"]), "n1")
+    held = entries(cluster["n2"], "n1")
+    applied = n1_applied_from_n2(cluster)
+    with pytest.raises(psycopg.errors.RaiseException, match="after the send"):
+        cluster["n2"].sql("DO $$ BEGIN PERFORM pg_stat_monitor_sdm_send();"
+                          " RAISE EXCEPTION 'after the send'; END $$")
+    assert n1_applied_from_n2(cluster) == applied + held > applied
+    assert entries(cluster["n2"], "n1") == held
+    assert send(cluster["n2"]) == held
+    assert n1_applied_from_n2(cluster) == applied + held
+    assert_n1_has_from_n2(cluster, before, want)
+
+
+def test_only_the_worker_database_drains(quiet_cluster: Cluster) -> None:
+    """pg_stat_monitor_sdm_send() in a database other than pgsm_worker_database says so and
+    drains nothing: the fragments stay for the worker's database, whose send delivers them."""
+    cluster = quiet_cluster
+    n2 = cluster["n2"]
+    n2.sql("CREATE DATABASE sdm_other")
+    try:
+        n2.sql("CREATE EXTENSION pg_stat_monitor CASCADE", dbname="sdm_other")
+        scan_from(cluster, "n1", times=1)
+        held = entries(n2, "n1")
+        notices: list[str] = []
+        with n2.connect(dbname="sdm_other") as conn:
+            conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+            assert conn.execute("SELECT pg_stat_monitor_sdm_send()").fetchone() == (0,)
+        assert notices == ["pg_stat_monitor drains fragment statistics only in the worker's"
+                           " database"]
+        assert entries(n2, "n1") == held > 0
+        assert send(n2) == held
+    finally:
+        n2.sql("DROP DATABASE sdm_other")
+
+
+def wait_accepting(server: PgServer, timeout: float = 90) -> None:
+    """Wait until the server, restarting after a crash, takes connections again."""
+    deadline = time.monotonic() + timeout
+    time.sleep(1)
+    while True:
+        try:
+            server.sql("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_a_sender_killed_after_the_coordinators_commit_resends_once(
+        quiet_cluster: Cluster) -> None:
+    """n2's send is SIGKILLed after n1 committed the batch, before n2's own commit: n2 restarts
+    with the entries still in its outbox, sends them again, and n1 applies none twice."""
+    cluster = quiet_cluster
+    before, want = held_in_n2_outbox(cluster)
+    pending = outbox(cluster["n2"])["n1"]["pending"]
+    applied = n1_applied_from_n2(cluster)
+    sender = psycopg.connect(cluster["n2"].dsn(), autocommit=True)
+    pid = sender.execute("SELECT pg_backend_pid()").fetchone()[0]    # type: ignore[index]
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(sender.execute, "SELECT pg_stat_monitor_sdm_send(), pg_sleep(120)")
+        deadline = time.monotonic() + 60
+        while n1_applied_from_n2(cluster) < applied + pending:
+            assert time.monotonic() < deadline and not call.done()
+            time.sleep(0.1)
+        cluster["n2"].kill_postmaster_child(pid)
+        with pytest.raises(psycopg.OperationalError):
+            call.result(timeout=60)
+    sender.close()
+    wait_accepting(cluster["n2"])
+    assert outbox(cluster["n2"])["n1"]["pending"] == pending
+    assert send(cluster["n2"]) == pending
+    assert n1_applied_from_n2(cluster) == applied + pending
+    assert outbox(cluster["n2"])["n1"]["pending"] == 0
+    assert_n1_has_from_n2(cluster, before, want)
 
 
 def listener() -> socket.socket:
@@ -195,6 +295,22 @@ def test_unknown_names_open_no_connection_and_are_counted(quiet_cluster: Cluster
     finally:
         n2.sql("DROP SERVER ny; DROP FOREIGN DATA WRAPPER sdm_dummy")
         sock.close()
+
+
+def test_forged_names_cannot_grow_the_outbox_view_without_bound(quiet_cluster: Cluster) -> None:
+    """Tags naming 80 nodes nobody configured: every entry dropped and counted, 64 names with a
+    row of their own, the other 16 counted under '<other>'."""
+    n2 = quiet_cluster["n2"]
+    with n2.connect() as conn:
+        for i in range(80):
+            conn.execute(f"SELECT 1 /*pgsm_coord='forged{i}',pgsm_qid='5'*/")
+    send(n2)
+    box = {k: v for k, v in outbox(n2).items() if k.startswith("forged") or k == "<other>"}
+    assert sum(v["dropped"] for v in box.values()) == 80
+    assert len(box) <= 65 and box["<other>"]["dropped"] >= 16
+    assert box["<other>"]["last_error"].startswith('unknown node "forged')
+    n2.sql("DELETE FROM pgsm_internal.pgsm_sdm_coordinators"
+           " WHERE node LIKE 'forged%' OR node = '<other>'")
 
 
 def test_a_server_a_plain_role_made_is_never_used(quiet_cluster: Cluster) -> None:

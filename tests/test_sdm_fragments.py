@@ -164,15 +164,20 @@ def test_memory_stays_within_three_mib(make_server: ServerFactory) -> None:
 
 
 def test_a_full_fragment_table_counts_what_finds_no_room(make_server: ServerFactory) -> None:
-    """16 fragment entries and 20 distinct parents: 16 recorded, 4 calls counted as dropped."""
+    """16 fragment entries and 20 distinct parents: 16 recorded, 4 calls counted as dropped,
+    which any role sees in pg_stat_monitor_info."""
     server = make_server(settings={"pg_stat_monitor.pgsm_sdm_max_fragments": "16"})
     with server.connect() as c:
         for parent in range(20):
             c.execute(f"SELECT 1 AS full_table /*pgsm_coord='n9',pgsm_qid='{parent}'*/")
     [(used, dropped)] = server.sql(
         "SELECT fragments, dropped_calls FROM pgsm_internal.pgsm_fragment_info()")
+    server.sql("CREATE ROLE frag_watcher LOGIN")
+    seen = server.sql("SELECT max_fragments, fragments, dropped_fragment_calls"
+                      " FROM pg_stat_monitor_info", user="frag_watcher")
     got = drain(server)
     assert (used, dropped, len(got), sum(r["calls"] for r in got)) == (16, 4, 16, 16)
+    assert seen == [(16, 16, 4)]
 
 
 def test_send_in_a_transaction_block_drains_nothing(make_server: ServerFactory) -> None:

@@ -117,6 +117,14 @@ def test_a_new_stream_from_a_sender_starts_again(n1: Conn) -> None:
     assert stats_updated(n1)["n2"][0] == 20
 
 
+def test_two_streams_of_one_sender_keep_their_own_watermarks(n1: Conn) -> None:
+    """Stream A's batch, stream B's, then A's again (its acknowledgement was lost): the resend
+    is recognised although B came in between; the counters are the sender's sums."""
+    a, b = payload(batch(10)), payload(batch(10, stream="f" * 32))
+    assert [receive(n1, a), receive(n1, b), receive(n1, a)] == [10, 10, 0]
+    assert stats_updated(n1)["n2"] == (20, 3, 2 * len(a) + len(b))
+
+
 def test_a_batch_for_another_node_is_refused_and_changes_nothing(n1: Conn) -> None:
     """A batch addressed to n3: 22023 naming both nodes; nothing received, no sender row."""
     receive(n1, payload(batch(5, sender="n3")))

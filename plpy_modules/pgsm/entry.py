@@ -65,6 +65,11 @@ def worker_tick(plpy: Plpy) -> int:
     return run(plpy, lambda: worker.tick(plpy, catalog.extension_schema(plpy)))
 
 
+def worker_send(plpy: Plpy) -> int:
+    """pgsm_internal.pgsm_worker_send()."""
+    return run(plpy, lambda: worker.send(plpy))
+
+
 def histogram_rows(plpy: Plpy, bucket: int | None, queryid: int | None
                    ) -> list[tuple[str, int, str]]:
     """histogram(bucket, queryid)."""

@@ -1,12 +1,15 @@
-"""Daily partitions of pg_stat_monitor_history: create ahead, drop past retention.
+"""Daily partitions of the tables kept for pgsm_history_retention days: create ahead, drop
+past retention.  Two families: pg_stat_monitor_history (the parent in the extension's schema)
+and the coordinator's received fragments (pgsm_internal.pgsm_sdm_received).
 
-The parent is in the extension's schema; the partitions (and the default one) are in
-pgsm_internal, where no other role can squat their names.
+The partitions (and each default one) are in pgsm_internal, where no other role can squat
+their names.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from pgsm import settings
@@ -15,20 +18,44 @@ from pgsm.errors import DATETIME_FIELD_OVERFLOW, PgsmError
 from pgsm.plpy import Plpy, qualified
 
 PARENT = "pg_stat_monitor_history"
-DEFAULT = PARENT + "_default"
-PREFIX = PARENT + "_p"
 DAY = dt.timedelta(days=1)
 
 
-def partition_name(day: dt.date) -> str:
+@dataclass(frozen=True)
+class Family:
+    """A table partitioned by day of bucket_start_time; in_extension_schema: where its parent
+    is (else in pgsm_internal, like every partition)."""
+
+    parent: str
+    in_extension_schema: bool
+
+    @property
+    def prefix(self) -> str:
+        return self.parent + "_p"
+
+    @property
+    def default(self) -> str:
+        return self.parent + "_default"
+
+    def qualified_parent(self, plpy: Plpy, schema: str) -> str:
+        return qualified(plpy, schema, self.parent) if self.in_extension_schema \
+            else internal(plpy, self.parent)
+
+
+HISTORY = Family(PARENT, True)
+RECEIVED = Family("pgsm_sdm_received", False)
+FAMILIES = (HISTORY, RECEIVED)
+
+
+def partition_name(day: dt.date, family: Family = HISTORY) -> str:
     """The name of a day's partition, e.g. pg_stat_monitor_history_p20261121."""
-    return f"{PREFIX}{day.year:04d}{day.month:02d}{day.day:02d}"
+    return f"{family.prefix}{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
-def day_of(name: str) -> dt.date | None:
+def day_of(name: str, family: Family = HISTORY) -> dt.date | None:
     """The day a partition of ours holds, or None for other tables."""
-    digits = name[len(PREFIX):]
-    if not name.startswith(PREFIX) or len(digits) != 8 or not digits.isdigit():
+    digits = name[len(family.prefix):]
+    if not name.startswith(family.prefix) or len(digits) != 8 or not digits.isdigit():
         return None
     try:
         return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
@@ -36,7 +63,7 @@ def day_of(name: str) -> dt.date | None:
         return None
 
 
-def _existing(plpy: Plpy, schema: str) -> dict[dt.date, str]:
+def _existing(plpy: Plpy, schema: str, family: Family) -> dict[dt.date, str]:
     """Our day partitions attached to the parent, by day."""
     plan = plpy.prepare(
         "SELECT c.relname::text AS relname FROM pg_catalog.pg_inherits i"
@@ -44,9 +71,9 @@ def _existing(plpy: Plpy, schema: str) -> dict[dt.date, str]:
         " WHERE i.inhparent = $1::regclass AND c.relnamespace = $2::regnamespace",
         ["text", "text"])
     found: dict[dt.date, str] = {}
-    args = [qualified(plpy, schema, PARENT), plpy.quote_ident(INTERNAL)]
+    args = [family.qualified_parent(plpy, schema), plpy.quote_ident(INTERNAL)]
     for row in plpy.execute(plan, args):
-        day = day_of(row["relname"])
+        day = day_of(row["relname"], family)
         if day is not None:
             found[day] = row["relname"]
     return found
@@ -83,14 +110,14 @@ def _with_lock_timeout(plpy: Plpy, statements: list[tuple[str, list[Any]]]) -> b
         plpy.execute(setter, [old])
 
 
-def _create(plpy: Plpy, schema: str, day: dt.date) -> bool:
+def _create(plpy: Plpy, schema: str, day: dt.date, family: Family) -> bool:
     """Create a day's partition, moving that day's rows out of the default partition."""
-    part = internal(plpy, partition_name(day))
-    parent = qualified(plpy, schema, PARENT)
+    part = internal(plpy, partition_name(day, family))
+    parent = family.qualified_parent(plpy, schema)
     lo, hi = _bounds(day)
     return _with_lock_timeout(plpy, [
         (f"CREATE TABLE {part} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)", []),
-        (f"WITH moved AS (DELETE FROM {internal(plpy, DEFAULT)}"
+        (f"WITH moved AS (DELETE FROM {internal(plpy, family.default)}"
          " WHERE bucket_start_time >= $1 AND bucket_start_time < $2 RETURNING *)"
          f" INSERT INTO {part} SELECT * FROM moved", [lo, hi]),
         (f"ALTER TABLE {parent} ATTACH PARTITION {part} FOR VALUES FROM"
@@ -122,7 +149,8 @@ def _utc_day(plpy: Plpy, now: Any) -> dt.date:
 
 
 def maintain(plpy: Plpy, schema: str, now: Any) -> dict[str, list[str]]:
-    """Create today's and the next days' partitions, drop those past retention.
+    """Create today's and the next days' partitions, drop those past retention, for each
+    family.
 
     ``now`` (a timestamptz, None for the current time) makes it testable without waiting days;
     the caller has checked it (see entry.maintain).
@@ -132,15 +160,26 @@ def maintain(plpy: Plpy, schema: str, now: Any) -> dict[str, list[str]]:
     days, first_kept = plan_days(_utc_day(plpy, now),
                                  settings.get_int(plpy, "pgsm_history_days_ahead"),
                                  settings.get_int(plpy, "pgsm_history_retention"))
-    existing = _existing(plpy, schema)
-    created = [partition_name(day) for day in days
-               if day not in existing and _create(plpy, schema, day)]
+    done: dict[str, list[str]] = {"created": [], "dropped": []}
+    for family in FAMILIES:
+        created, dropped = _maintain_family(plpy, schema, family, days, first_kept)
+        done["created"] += created
+        done["dropped"] += dropped
+    return done
+
+
+def _maintain_family(plpy: Plpy, schema: str, family: Family, days: list[dt.date],
+                     first_kept: dt.date) -> tuple[list[str], list[str]]:
+    existing = _existing(plpy, schema, family)
+    created = [partition_name(day, family) for day in days
+               if day not in existing and _create(plpy, schema, day, family)]
     dropped = []
     for day, name in sorted(existing.items()):
         drop = f"DROP TABLE {internal(plpy, name)}"
         if day < first_kept and _with_lock_timeout(plpy, [(drop, [])]):
             dropped.append(name)
     purge = plpy.prepare(
-        f"DELETE FROM {internal(plpy, DEFAULT)} WHERE bucket_start_time < $1", ["timestamptz"])
+        f"DELETE FROM {internal(plpy, family.default)} WHERE bucket_start_time < $1",
+        ["timestamptz"])
     plpy.execute(purge, [_bounds(first_kept)[0]])
-    return {"created": created, "dropped": dropped}
+    return created, dropped

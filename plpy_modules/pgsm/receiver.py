@@ -1,11 +1,11 @@
 """``pg_stat_monitor_sdm_receive(payload)``: a coordinator takes in a shard's batch.
 
-Exactly once per outbox entry: each sender keeps, in pgsm_sdm_senders, the highest outbox id
-applied from its stream (the sender's outbox; a new stream starts again at 0).  A batch's rows
+Exactly once per outbox entry: pgsm_sdm_senders keeps, per sender and stream (a sender's
+outbox), the highest outbox id applied from it.  A batch's rows
 at or below it were applied before (a resend after a lost acknowledgement) and are skipped;
 the rest are merged with one set-based INSERT ... ON CONFLICT, from arrays, in the caller's
 transaction: the sender deletes them from its outbox only once that transaction committed.
-The sender's row is locked first, so two deliveries of one batch apply it once.
+The (sender, stream) row is locked first, so two deliveries of one batch apply it once.
 """
 
 from __future__ import annotations
@@ -98,20 +98,19 @@ def receive(plpy: Plpy, payload: bytes | None) -> int:
                  " sender.")
     senders = internal(plpy, "pgsm_sdm_senders")
     plpy.execute(plpy.prepare(
-        f"INSERT INTO {senders} (node, stream) VALUES ($1, $2) ON CONFLICT (node) DO NOTHING",
-        ["text", "text"]), [batch.sender, batch.stream])
-    state = plpy.execute(plpy.prepare(
-        f"SELECT stream, last_applied FROM {senders} WHERE node = $1 FOR UPDATE", ["text"]),
-        [batch.sender])[0]
-    last = int(state["last_applied"]) if state["stream"] == batch.stream else 0
+        f"INSERT INTO {senders} (node, stream) VALUES ($1, $2)"
+        " ON CONFLICT (node, stream) DO NOTHING", ["text", "text"]), [batch.sender, batch.stream])
+    last = int(plpy.execute(plpy.prepare(
+        f"SELECT last_applied FROM {senders} WHERE node = $1 AND stream = $2 FOR UPDATE",
+        ["text", "text"]), [batch.sender, batch.stream])[0]["last_applied"])
     fresh = [i for i, row_id in enumerate(batch.columns["id"]) if row_id > last]
     if fresh:
         _merge(plpy, batch, fresh)
     plpy.execute(plpy.prepare(
-        f"UPDATE {senders} SET stream = $2, last_applied = $3,"
+        f"UPDATE {senders} SET last_applied = $3,"
         " entries_received = entries_received + $4, batches = batches + 1,"
         " bytes_received = bytes_received + $5, last_received_at = pg_catalog.now()"
-        " WHERE node = $1", ["text", "text", "bigint", "bigint", "bigint"]),
+        " WHERE node = $1 AND stream = $2", ["text", "text", "bigint", "bigint", "bigint"]),
         [batch.sender, batch.stream, max(last, batch.seq), len(fresh), len(payload)])
     return len(fresh)
 
@@ -127,13 +126,3 @@ def _merge(plpy: Plpy, batch: transport.Batch, fresh: list[int]) -> None:
         types.append(sql_type(kind, bounds) + "[]")
     plpy.execute(plpy.prepare(_merge_sql(plpy), types), [batch.sender, bucket, batch.texts]
                  + arrays)
-
-
-def purge(plpy: Plpy) -> int:
-    """Drop received fragments of buckets past the history retention; return rows removed."""
-    days = settings.get_int(plpy, "pgsm_history_retention")
-    plan = plpy.prepare(
-        f"DELETE FROM {internal(plpy, 'pgsm_sdm_received')}"
-        " WHERE bucket_start_time < pg_catalog.now() - pg_catalog.make_interval(days => $1)",
-        ["int"])
-    return int(plpy.execute(plan, [days]).nrows())

@@ -1,24 +1,29 @@
 """The shard's sender: fragment table -> durable outbox -> each coordinator, exactly once.
 
-A pass holds the lock of pgsm_sdm_send_state (one pass at a time, so outbox ids are committed
-in the order they are given) and, for each coordinator with pending entries:
-1. sends them in id order, in batches (pgsm.transport), each in a remote transaction that calls
-   the coordinator's pg_stat_monitor_sdm_receive(); the batch leaves the outbox in a local
-   subtransaction whose last step is the remote COMMIT, so it leaves only if that commit
-   succeeded (the acknowledgement).  A batch applied but not acknowledged stays and is sent
-   again: the coordinator knows the ids it applied (per sender stream) and skips them.
-2. drains the fragment table into the outbox: freeze, INSERT ... SELECT from the frozen
-   entries, and release them when, and only if, this transaction commits (pgsm.handoff).
+The worker's tick drains the fragment table into the outbox every pgsm_sdm_send_interval (or
+when the table is almost full): freeze, INSERT ... SELECT from the frozen entries, and release
+them when, and only if, that transaction commits (pgsm.handoff).  Its next transaction sends.
 
-The worker sends first and drains second, so what it sends was committed by an earlier pass:
-whatever happens to its own transaction afterwards, a sent entry is counted once.
-pg_stat_monitor_sdm_send() also sends what it just drained (a synchronous "send now"), except
-inside a transaction block, where a later rollback would put the drained entries back.
+Sending holds the lock of pgsm_sdm_send_state (one pass at a time) and, for each coordinator
+with pending entries, sends them in id order, in batches (pgsm.transport), each in a remote
+transaction that calls the coordinator's pg_stat_monitor_sdm_receive(); the batch leaves the
+outbox in a local subtransaction whose last step is the remote COMMIT, so it leaves only if
+that commit succeeded (the acknowledgement).  A batch applied but not acknowledged stays and is
+sent again: the coordinator knows the ids it applied (per sender stream) and skips them.
+
+An entry's outbox id is its wire id, made from the entry itself: (freeze epoch << 20 | its rank
+among the entries of that epoch).  A frozen entry never changes, and a drain that rolls back
+leaves it frozen, so a later drain queues it again under the same id: even when
+pg_stat_monitor_sdm_send() sent it before its own transaction failed, the coordinator skips it.
+Epochs only grow, so ids of later drains are above every id sent before.  Only the worker's
+database drains (another one's outbox would be a second stream of the same entries).
 
 A coordinator that fails (connection, timeout, error) keeps its entries; it is tried again
 after a backoff that doubles from one send interval up to MAX_BACKOFF intervals, so a
 coordinator that comes back gets its entries within a few intervals.  A name this node cannot
-resolve (pgsm.nodes) opens no connection: its entries are dropped and counted.
+resolve (pgsm.nodes) opens no connection: its entries are dropped and counted, under its name
+for the first MAX_UNRESOLVED names and under OTHER after that (forged tags cannot grow the
+table without bound).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ CONNECT_TIMEOUT_S = 3
 STATEMENT_TIMEOUT_MS = 10_000
 MAX_BACKOFF = 3           # send intervals
 FULL = 0.9                # the fragment table is "almost full" from here: send now
+RANK_BITS = 20            # above pgsm_sdm_max_fragments' maximum (65536)
+MAX_UNRESOLVED = 64       # names that never resolved, with a row each in the outbox view
+OTHER = "<other>"         # where drops for further such names are counted
 # wire fields stored in the outbox under another name (id, the outbox's own, keeps its name)
 STORED = {"text": "query", "bucket_start": "bucket_start_time"}
 
@@ -54,15 +62,21 @@ def drain(plpy: Plpy) -> int:
     """Move the frozen fragment entries into the outbox, at most pgsm_sdm_outbox_max per
     coordinator (the rest is counted as dropped); returns the entries queued."""
     q = plpy.quote_ident
-    cols = ["coordinator"] + [q(_stored(f[0])) for f in transport.ROW_FIELDS if f[0] != "id"]
+    cols = ["id", "coordinator"] + [q(_stored(f[0])) for f in transport.ROW_FIELDS
+                                    if f[0] != "id"]
     outbox, coordinators = internal(plpy, "pgsm_sdm_outbox"), internal(plpy,
                                                                        "pgsm_sdm_coordinators")
     order = ", ".join(f"f.{q(_stored(name))}" for name, _, _, how in transport.ROW_FIELDS
                       if how in ("key", "bucket"))
+    # the rank of an entry among the entries of its epoch, by its whole key: the same set and
+    # order every time that epoch is copied
+    rank = (f"row_number() OVER (PARTITION BY f.epoch ORDER BY f.coordinator COLLATE \"C\","
+            f" {order}) - 1")
     below = plpy.execute(f"SELECT {internal(plpy, 'pgsm_freeze_fragments')}() AS b")[0]["b"]
     plan = plpy.prepare(f"""
         WITH fresh AS (
-            SELECT f.*, row_number() OVER (PARTITION BY f.coordinator ORDER BY {order}) AS n
+            SELECT f.*, row_number() OVER (PARTITION BY f.coordinator ORDER BY {order}) AS n,
+                   (f.epoch << {RANK_BITS}) | ({rank}) AS id
             FROM {internal(plpy, 'pgsm_fragment_rows')}($1) f
         ), room AS (
             SELECT c.coordinator, $2 - (SELECT count(*) FROM {outbox} o
@@ -120,6 +134,29 @@ def _drop_unresolved(plpy: Plpy, coordinator: str, why: str) -> None:
         ["text"]), [coordinator]).nrows()
     _record(plpy, coordinator, "dropped = dropped + $2, last_error = $3, failures = 0,"
             " next_attempt = NULL", [gone, why], ["bigint", "text"])
+    _fold_unresolved(plpy, coordinator)
+
+
+def _fold_unresolved(plpy: Plpy, coordinator: str) -> None:
+    """Past MAX_UNRESOLVED names that never took a batch, a further one's row goes into OTHER's
+    (its drops added, its reason kept as OTHER's last error)."""
+    coordinators = internal(plpy, "pgsm_sdm_coordinators")
+    plpy.execute(plpy.prepare(f"""
+        WITH unresolved AS (
+            SELECT count(*) AS n FROM {coordinators}
+            WHERE sent = 0 AND node <> $2 AND last_error IS NOT NULL
+        ), folded AS (
+            DELETE FROM {coordinators} c USING unresolved u
+            WHERE c.node = $1 AND c.sent = 0 AND u.n > $3
+              AND NOT EXISTS (SELECT FROM {internal(plpy, 'pgsm_sdm_outbox')} o
+                              WHERE o.coordinator = $1)
+            RETURNING c.dropped, c.last_error
+        )
+        INSERT INTO {coordinators} AS c (node, dropped, last_error)
+        SELECT $2, f.dropped, f.last_error FROM folded f
+        ON CONFLICT (node) DO UPDATE
+        SET dropped = c.dropped + excluded.dropped, last_error = excluded.last_error
+    """, ["text", "text", "bigint"]), [coordinator, OTHER, MAX_UNRESOLVED])
 
 
 def _deliver(plpy: Plpy, coordinator: str, conninfo: str, me: str, stream: str,
@@ -211,43 +248,63 @@ def send(plpy: Plpy, force: bool) -> int:
     return delivered
 
 
-def _lock(plpy: Plpy, nowait: bool = False) -> None:
-    plpy.execute(f"LOCK TABLE {internal(plpy, 'pgsm_sdm_send_state')}"
-                 f" IN SHARE ROW EXCLUSIVE MODE{' NOWAIT' if nowait else ''}")
+def _lock(plpy: Plpy, nowait: bool = False) -> bool:
+    """Take the sender's lock; False if nowait and another pass holds it."""
+    try:
+        with plpy.subtransaction():
+            plpy.execute(f"LOCK TABLE {internal(plpy, 'pgsm_sdm_send_state')}"
+                         f" IN SHARE ROW EXCLUSIVE MODE{' NOWAIT' if nowait else ''}")
+    except plpy.spiexceptions.LockNotAvailable:
+        return False
+    return True
+
+
+def drains_here(plpy: Plpy) -> bool:
+    """Whether this is the worker's database, the one that drains the fragment table."""
+    return bool(plpy.execute(
+        "SELECT pg_catalog.current_database() OPERATOR(pg_catalog.=)"
+        " pg_catalog.current_setting('pg_stat_monitor.pgsm_worker_database') AS here")[0]["here"])
 
 
 def send_now(plpy: Plpy, in_block: bool) -> int:
     """pg_stat_monitor_sdm_send(): send what is pending, drain, send that too.
 
-    Inside a transaction block it only sends what the outbox already holds: a rollback after it
-    would put back into shared memory what it drained and sent, to be sent again.
+    Inside a transaction block, or in a database other than the worker's, it only sends what
+    the outbox already holds (see the module's comment).
     """
     _lock(plpy)
     delivered = send(plpy, force=True)
-    if not in_block:
-        drain(plpy)
-        delivered += send(plpy, force=True)
+    if in_block:
+        return delivered
+    if not drains_here(plpy):
+        plpy.notice("pg_stat_monitor drains fragment statistics only in the worker's database",
+                    detail="This database's outbox was sent; nothing was drained.",
+                    hint="Call it in the database pg_stat_monitor.pgsm_worker_database names.")
+        return delivered
+    drain(plpy)
+    delivered += send(plpy, force=True)
     plpy.execute(f"UPDATE {internal(plpy, 'pgsm_sdm_send_state')} SET last_pass_at = now()")
     return delivered
 
 
 def tick(plpy: Plpy) -> int:
-    """The worker's pass, every pgsm_sdm_send_interval or when the fragment table is almost
-    full: send what earlier passes drained, then drain; returns entries delivered."""
+    """The worker's drain, every pgsm_sdm_send_interval or when the fragment table is almost
+    full; returns the entries queued.  Sending is the worker's next transaction."""
     state = internal(plpy, "pgsm_sdm_send_state")
     info = plpy.execute(f"SELECT * FROM {internal(plpy, 'pgsm_fragment_info')}()")[0]
     full = info["fragments"] >= FULL * info["max_fragments"]
     last = plpy.execute(plpy.prepare(
         f"SELECT last_pass_at IS NULL OR last_pass_at + pg_catalog.make_interval(secs => $1)"
         f" <= pg_catalog.now() AS due FROM {state}", ["float8"]), [send_interval_s(plpy)])
-    if not (full or last[0]["due"]):
-        return 0
-    try:
-        with plpy.subtransaction():
-            _lock(plpy, nowait=True)
-    except plpy.spiexceptions.LockNotAvailable:
-        return 0    # a pg_stat_monitor_sdm_send() is doing this pass: the export need not wait
-    delivered = send(plpy, force=False)
-    drain(plpy)
+    if not (full or last[0]["due"]) or not _lock(plpy, nowait=True):
+        return 0    # not due, or a pg_stat_monitor_sdm_send() is doing this: no need to wait
+    queued = drain(plpy)
     plpy.execute(f"UPDATE {state} SET last_pass_at = now()")
-    return delivered
+    return queued
+
+
+def send_pending(plpy: Plpy) -> int:
+    """The worker's send: every coordinator that is due gets what is pending."""
+    if not _lock(plpy, nowait=True):
+        return 0
+    return send(plpy, force=False)

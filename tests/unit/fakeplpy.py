@@ -56,7 +56,7 @@ class FakePlpy:
     def quote_literal(self, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
 
-    def notice(self, msg: str) -> None:
+    def notice(self, msg: str, **fields: str) -> None:
         pass
 
     def warning(self, msg: str) -> None:
