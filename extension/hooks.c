@@ -488,9 +488,8 @@ utility_queryid(PlannedStmt *pstmt, const char *queryString,
 	const char *sql;
 	uint64		id;
 
-	if (pstmt->queryId != UINT64CONST(0) || context == PROCESS_UTILITY_SUBCOMMAND ||
-		queryString == NULL || !IsQueryIdEnabled())
-		return pstmt->queryId;
+	if (context == PROCESS_UTILITY_SUBCOMMAND || queryString == NULL || !IsQueryIdEnabled())
+		return UINT64CONST(0);
 	sql = CleanQuerytext(queryString, &location, &len);
 	id = DatumGetUInt64(hash_any_extended((const unsigned char *) sql, len, 0));
 	return id != UINT64CONST(0) ? id : UINT64CONST(2);
@@ -544,7 +543,7 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	uint64		queryid = utility_queryid(pstmt, queryString, context);
+	uint64		queryid = pstmt->queryId;
 	bool		prepare_family = is_prepare_family(parsetree);
 	instr_time	start,
 				duration;
@@ -561,6 +560,9 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		set_top(queryid, queryString, pstmt->stmt_location, pstmt->stmt_len);
 		pgsm_top_explain = IsA(parsetree, ExplainStmt);
 	}
+	if (pgsm_track_utility && !prepare_family && queryid == UINT64CONST(0) &&
+		pgsm_enabled(pgsm_nesting))
+		queryid = utility_queryid(pstmt, queryString, context);
 	if (!pgsm_track_utility || prepare_family || queryid == UINT64CONST(0) ||
 		!pgsm_enabled(pgsm_nesting))
 	{
