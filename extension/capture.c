@@ -4,17 +4,21 @@
  *		Turn one execution, as the hooks measured it, into what the store
  *		keeps: the entry key (bucket aside), and for a new entry its texts
  *		(statement, top-level statement, comments, plan, message,
- *		application name, relations) with their limits applied.
+ *		application name, role and database names, relations) with their
+ *		limits applied.
  *
  * The usual case, an entry that exists already, costs one key build and
  * the store's fast path; texts are prepared only when an entry is made.
  *
- * Whose statement is it: a call counts under the role that was current
- * when it ran (inside a SECURITY DEFINER function, the function's owner),
- * except a row made by an error or warning report, which counts under
- * the role of the top-level statement the client sent.  A nested row whose
- * role is not the top-level statement's does not keep the top-level text:
- * the owner of a definer function must not read its callers' statements.
+ * Whose statement is it: an executor statement counts under the role and
+ * application name current when it started (inside a SECURITY DEFINER
+ * function, the function's owner; a set_config() it runs does not move
+ * it), a utility statement under those current when it ends (SET ROLE
+ * counts under the role it set, as upstream), and a row made by an error
+ * or warning report under the role of the top-level statement the client
+ * sent.  A nested row whose role is not the top-level statement's does not
+ * keep the top-level text: the owner of a definer function must not read
+ * its callers' statements.
  *
  *-------------------------------------------------------------------------
  */
