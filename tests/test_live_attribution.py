@@ -17,12 +17,13 @@ pytestmark = pytest.mark.usefixtures("bucket_room")
 
 def test_prepared_set_config_counts_under_the_name_it_started_with(
         conn: psycopg.Connection[Any], server: PgServer) -> None:
-    """A prepared set_config('application_name', ...) run under two names makes two rows, each
-    under the name in effect when that execution started."""
+    """A prepared set_config('application_name', 'live_attr_set') run under two names makes
+    two rows, each under the name in effect when that execution started."""
     sql = "SELECT set_config('application_name', %s, false) AS live_attr_app"
-    with server.connect(application_name="live_attr_first") as c:
-        for name in ("live_attr_second", "live_attr_third"):
-            c.execute(sql, (name,), prepare=True)
+    with server.connect() as c:
+        for name in ("live_attr_first", "live_attr_second"):
+            c.execute("SELECT set_config('application_name', %s, false)", (name,))
+            c.execute(sql, ("live_attr_set",), prepare=True)
     got = stats(conn, "query LIKE %s", "%live_attr_app%")
     assert sorted((r["application_name"], r["calls"]) for r in got) == [
         ("live_attr_first", 1), ("live_attr_second", 1)]
