@@ -4,22 +4,28 @@
  *		Turn one execution, as the hooks measured it, into what the store
  *		keeps: the entry key (bucket aside), and for a new entry its texts
  *		(statement, top-level statement, comments, plan, message,
- *		application name, relations) with their limits applied.
+ *		application name, role and database names, relations) with their
+ *		limits applied.
  *
  * The usual case, an entry that exists already, costs one key build and
  * the store's fast path; texts are prepared only when an entry is made.
  *
- * Whose statement is it: a call counts under the role that was current
- * when it ran (inside a SECURITY DEFINER function, the function's owner),
- * except a row made by an error or warning report, which counts under
- * the role of the top-level statement the client sent.  A nested row whose
- * role is not the top-level statement's does not keep the top-level text:
- * the owner of a definer function must not read its callers' statements.
+ * Whose statement is it: an executor statement counts under the role and
+ * application name current when it started (inside a SECURITY DEFINER
+ * function, the function's owner; a set_config() it runs does not move
+ * it), a utility statement under those current when it ends (SET ROLE
+ * counts under the role it set, as upstream), and a row made by an error
+ * or warning report under the role of the top-level statement the client
+ * sent.  A nested row whose role is not the top-level statement's does not
+ * keep the top-level text: the owner of a definer function must not read
+ * its callers' statements.
  *
  *-------------------------------------------------------------------------
  */
 #include "pgsm.h"
 
+#include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "libpq/libpq-be.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -60,29 +66,67 @@ client_of(PgsmKey *key)
 }
 
 /*
- * The hash of application_name, computed again only when the setting's
- * string changes (compared by address, then by content, since a freed
- * string's address can come back).
+ * The application names this backend ran under lately, each copied with its
+ * hash: a statement counts under the name it started with, which a
+ * set_config() it runs may have replaced by the time it is stored.  A few
+ * are kept, for statements nested in one another that each change it; for a
+ * name no longer kept, the current one is used.
  */
-static uint64
-appname_hash(void)
+#define PGSM_APPNAMES 4
+
+typedef struct PgsmAppName
 {
-	static const char *last = NULL;
-	static char *last_copy = NULL;
-	static uint64 hash = 0;
+	uint64		hash;			/* never 0, which means none */
+	char	   *name;			/* in TopMemoryContext */
+} PgsmAppName;
+
+static PgsmAppName pgsm_appnames[PGSM_APPNAMES];
+static int	pgsm_appname_current = -1;
+
+/* the current application name, copied again only when it changed */
+static const PgsmAppName *
+appname_now(void)
+{
 	const char *app = application_name ? application_name : "";
+	PgsmAppName *cur;
+	char	   *copy;
 
-	if (app != last || last_copy == NULL || strcmp(app, last_copy) != 0)
-	{
-		char	   *copy = MemoryContextStrdup(TopMemoryContext, app);
+	if (pgsm_appname_current >= 0 &&
+		strcmp(app, pgsm_appnames[pgsm_appname_current].name) == 0)
+		return &pgsm_appnames[pgsm_appname_current];
+	copy = MemoryContextStrdup(TopMemoryContext, app);
+	pgsm_appname_current = (pgsm_appname_current + 1) % PGSM_APPNAMES;
+	cur = &pgsm_appnames[pgsm_appname_current];
+	if (cur->name != NULL)
+		pfree(cur->name);
+	cur->name = copy;
+	cur->hash = pgsm_hash_bytes(app, strlen(app));
+	if (cur->hash == 0)
+		cur->hash = 1;
+	return cur;
+}
 
-		if (last_copy != NULL)
-			pfree(last_copy);
-		last_copy = copy;
-		hash = pgsm_hash_bytes(app, strlen(app));
-		last = app;
-	}
-	return hash;
+/* the name of a recent hash, NULL if it is no longer kept */
+static const char *
+appname_of(uint64 hash)
+{
+	int			i;
+
+	for (i = 0; i < PGSM_APPNAMES; i++)
+		if (pgsm_appnames[i].name != NULL && pgsm_appnames[i].hash == hash)
+			return pgsm_appnames[i].name;
+	return NULL;
+}
+
+/*
+ * The role and application name a statement starting now counts under.
+ * With pgsm_track_application_names off, no name, as upstream 2.3.
+ */
+void
+pgsm_who_now(PgsmWho *who)
+{
+	who->userid = GetUserId();
+	who->appname_hash = pgsm_track_application_names ? appname_now()->hash : 0;
 }
 
 static void
@@ -90,6 +134,7 @@ build_key(PgsmKey *key, const PgsmExecution *x)
 {
 	static PgsmKey client;
 	static bool client_known = false;
+	PgsmWho		who;
 
 	if (!client_known)
 	{
@@ -102,10 +147,35 @@ build_key(PgsmKey *key, const PgsmExecution *x)
 	key->top_queryid = x->top_queryid;
 	key->planid = x->planid;
 	key->toplevel = x->toplevel;
-	key->userid = OidIsValid(x->userid) ? x->userid : GetUserId();
+	if (x->started_known)
+		who = x->started_by;
+	else
+		pgsm_who_now(&who);
+	key->userid = OidIsValid(x->userid) ? x->userid : who.userid;
 	key->dbid = MyDatabaseId;
-	key->appname_hash = appname_hash();
+	key->appname_hash = who.appname_hash;
 	key->kind = PGSM_KIND_STATEMENT;
+}
+
+/*
+ * The application name of a new entry, NULL for none.  A name changed too
+ * often since the statement started is no longer kept: the key takes the
+ * current one.
+ */
+static const char *
+key_appname(PgsmKey *key)
+{
+	const PgsmAppName *now;
+	const char *name;
+
+	if (key->appname_hash == 0)
+		return NULL;
+	name = appname_of(key->appname_hash);
+	if (name != NULL)
+		return name;
+	now = appname_now();
+	key->appname_hash = now->hash;
+	return now->name;
 }
 
 /* ---------------------------------------------------------------- texts */
@@ -169,38 +239,103 @@ prepare_top_text(PgsmNewTexts *t, const PgsmExecution *x, Oid userid)
 }
 
 /*
+ * One name, remembered for the last OID asked: entries are made often for
+ * the same role and database, and the catalog is read only in a transaction
+ * that can read it, never in an error report.  NULL when unknown.
+ */
+typedef char *(*PgsmNameFn) (Oid oid);
+
+typedef struct PgsmNameMemo
+{
+	Oid			oid;
+	char		name[NAMEDATALEN];
+} PgsmNameMemo;
+
+static const char *
+memo_name(PgsmNameMemo *memo, Oid oid, PgsmNameFn lookup, bool can_read)
+{
+	char	   *name;
+
+	if (!OidIsValid(oid))
+		return NULL;
+	if (memo->oid == oid)
+		return memo->name;
+	if (!can_read || (name = lookup(oid)) == NULL)
+		return NULL;
+	strlcpy(memo->name, name, NAMEDATALEN);
+	memo->oid = oid;
+	return memo->name;
+}
+
+static char *
+role_name(Oid oid)
+{
+	return GetUserNameFromId(oid, true);
+}
+
+/*
+ * The names of a new entry's role and database, "role\0database", kept with
+ * its texts so that its row keeps them after a DROP ROLE or DROP DATABASE
+ * (the view reads the catalog first: a rename shows).
+ */
+static void
+prepare_names(PgsmNewTexts *t, const PgsmExecution *x, Oid userid)
+{
+	static PgsmNameMemo role = {InvalidOid};
+	static PgsmNameMemo database = {InvalidOid};
+	bool		can_read = !x->in_error_report && IsTransactionState();
+	const char *r = memo_name(&role, userid, role_name, can_read);
+	const char *d = memo_name(&database, MyDatabaseId, get_database_name, can_read);
+	int			rlen;
+
+	if (r == NULL && d == NULL)
+		return;
+	r = r ? r : "";
+	d = d ? d : "";
+	rlen = strlen(r);
+	t->names_len = rlen + 1 + strlen(d);
+	t->names = palloc(t->names_len + 1);
+	memcpy(t->names, r, rlen + 1);
+	strcpy(t->names + rlen + 1, d);
+}
+
+/*
  * Everything a new entry stores.  An error report's text is kept raw: the
  * SQL scanner (which raises errors on text it cannot read) must not run
  * there, so its pgsm_query_id and comments wait for a normal run.
  */
 static void
-prepare_texts(PgsmNewTexts *t, const PgsmExecution *x, Oid userid)
+prepare_texts(PgsmNewTexts *t, const PgsmExecution *x, PgsmKey *key)
 {
 	int			len;
 	char	   *stmt = pgsm_statement_text(x->source_text, x->stmt_location,
 										   x->stmt_len, &len);
 	bool		scan = stmt != NULL && !x->in_error_report;
+	bool		utility = x->cmd_type == CMD_UTILITY;
 
 	memset(t, 0, sizeof(*t));
 	if (pgsm_enable_pgsm_query_id && scan)
-		t->pgsm_query_id = pgsm_text_query_id(stmt, len);
+		t->pgsm_query_id = utility ? pgsm_utility_query_id(stmt, len) :
+			pgsm_text_query_id(stmt, len);
 	if (pgsm_extract_comments && scan)
 		t->comments = bounded_comments(stmt, len);
-	if (pgsm_normalized_query && scan)
+	/* a utility statement's constants are its meaning (a DO block's body): never normalized */
+	if (pgsm_normalized_query && scan && !utility)
 		stmt = pgsm_normalize(stmt, len, &len);
 	if (stmt)
 	{
 		t->query_cut = len > pgsm_query_max_len;
 		t->query = pgsm_cut_text(stmt, len, pgsm_query_max_len, &t->query_len);
 	}
-	prepare_top_text(t, x, userid);
+	prepare_top_text(t, x, key->userid);
 	if (x->plan_text)
 		t->plan = pgsm_cut_text(x->plan_text, strlen(x->plan_text),
 								pgsm_query_max_len, &t->plan_len);
 	if (x->elevel > 0 && x->message)
 		t->message = pgsm_cut_text(x->message, strlen(x->message),
 								   pgsm_query_max_len, &t->message_len);
-	t->appname = application_name ? application_name : "";
+	t->appname = key_appname(key);
+	prepare_names(t, x, key->userid);
 	collect_relids(x->rtable, &t->relids, &t->nrelids);
 }
 
@@ -324,7 +459,7 @@ capture_new(PgsmKey *key, PgsmExecution *x)
 	MemoryContext old = MemoryContextSwitchTo(capture_context());
 	PgsmNewTexts t;
 
-	prepare_texts(&t, x, key->userid);
+	prepare_texts(&t, x, key);
 	pgsm_store_new(key, x, &t);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(capture_context());

@@ -143,7 +143,7 @@ define_tracking_gucs(void)
 							 &pgsm_track_cpu_time, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable(PGSM_GUC("pgsm_track_application_names"),
-							 "Accepted for compatibility, no effect: application names are always tracked.",
+							 "Records the application name of each statement (off: none, as upstream 2.3).",
 							 NULL, &pgsm_track_application_names, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "commands/explain.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "jit/jit.h"
 #include "miscadmin.h"
@@ -28,6 +29,7 @@
 #include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/memutils.h"
+#include "utils/queryjumble.h"
 
 static planner_hook_type prev_planner_hook = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -60,11 +62,13 @@ static double pgsm_plan_ms = 0;
 /*
  * An execution that ExecutorStart saw while tracking was on, found again by
  * ExecutorEnd (the level or the settings may differ by then: a cursor opened
- * in a function can end at commit), with its CPU time at the start
+ * in a function can end at commit), with its CPU time, role and application
+ * name at the start
  */
 typedef struct PgsmRun
 {
 	QueryDesc  *query;
+	PgsmWho		who;
 	bool		cpu;			/* start is valid */
 	struct rusage start;
 	MemoryContextCallback unlink;
@@ -114,6 +118,7 @@ run_begin(QueryDesc *query)
 	PgsmRun    *run = MemoryContextAlloc(cxt, sizeof(PgsmRun));
 
 	run->query = query;
+	pgsm_who_now(&run->who);
 	run->cpu = pgsm_track_cpu_time;
 	if (run->cpu)
 		getrusage(PGSM_RUSAGE_WHO, &run->start);
@@ -390,6 +395,8 @@ store_execution(QueryDesc *query, PgsmRun *run)
 	memset(&x, 0, sizeof(x));
 	InstrEndLoop(query->totaltime);
 	set_context(&x, stmt->queryId);
+	x.started_known = true;
+	x.started_by = run->who;
 	x.cmd_type = (uint8) query->operation;
 	x.exec_ms = query->totaltime->total * 1000.0;
 	x.delta.calls = 1;
@@ -464,6 +471,30 @@ set_portal(PgsmExecution *x, Node *parsetree)
 	}
 }
 
+/*
+ * A utility statement's id when it arrives without one: a SQL-language
+ * function's (functions.c does not copy the id its parse computed into the
+ * statement it runs).  The core's id of a utility statement is a hash of its
+ * text; this is the same hash, so the statement has one id everywhere.
+ * Subcommands (those a CREATE TABLE or ALTER TABLE runs for itself) stay
+ * without: they are part of their statement, not rows of their own.
+ */
+static uint64
+utility_queryid(PlannedStmt *pstmt, const char *queryString,
+				ProcessUtilityContext context)
+{
+	int			location = pstmt->stmt_location;
+	int			len = pstmt->stmt_len;
+	const char *sql;
+	uint64		id;
+
+	if (context == PROCESS_UTILITY_SUBCOMMAND || queryString == NULL || !IsQueryIdEnabled())
+		return UINT64CONST(0);
+	sql = CleanQuerytext(queryString, &location, &len);
+	id = DatumGetUInt64(hash_any_extended((const unsigned char *) sql, len, 0));
+	return id != UINT64CONST(0) ? id : UINT64CONST(2);
+}
+
 static uint64
 utility_rows(QueryCompletion *qc)
 {
@@ -529,6 +560,9 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 		set_top(queryid, queryString, pstmt->stmt_location, pstmt->stmt_len);
 		pgsm_top_explain = IsA(parsetree, ExplainStmt);
 	}
+	if (pgsm_track_utility && !prepare_family && queryid == UINT64CONST(0) &&
+		pgsm_enabled(pgsm_nesting))
+		queryid = utility_queryid(pstmt, queryString, context);
 	if (!pgsm_track_utility || prepare_family || queryid == UINT64CONST(0) ||
 		!pgsm_enabled(pgsm_nesting))
 	{

@@ -94,6 +94,7 @@ typedef enum PgsmTextKind
 	PGSM_T_PLAN,
 	PGSM_T_RELATIONS,			/* an Oid array */
 	PGSM_T_MESSAGE,
+	PGSM_T_NAMES,				/* "role\0database": kept after a DROP */
 	PGSM_NTEXTS
 } PgsmTextKind;
 
@@ -185,9 +186,18 @@ typedef struct PgsmEntry
 
 /* ---- one execution, as the hooks hand it to the store ---- */
 
+/* who runs a statement, taken when it starts (pgsm_who_now()) */
+typedef struct PgsmWho
+{
+	Oid			userid;
+	uint64		appname_hash;	/* 0: no application name recorded */
+} PgsmWho;
+
 typedef struct PgsmExecution
 {
 	Oid			userid;			/* the role it counts under; 0: the current one */
+	bool		started_known;	/* started_by is valid: count under it */
+	PgsmWho		started_by;		/* role and application name when it started */
 	Oid			top_userid;		/* the role of the top-level statement */
 	uint64		queryid;
 	uint64		top_queryid;
@@ -245,6 +255,8 @@ typedef struct PgsmNewTexts
 	int			plan_len;
 	char	   *message;
 	int			message_len;
+	char	   *names;			/* role and database names, NUL between */
+	int			names_len;
 	Oid		   *relids;
 	int			nrelids;
 	uint64		pgsm_query_id;
@@ -255,6 +267,7 @@ typedef struct PgsmNewTexts
 #define PGSM_COMMENTS_MAX_LEN 512
 
 extern void pgsm_capture(PgsmExecution *exec);
+extern void pgsm_who_now(PgsmWho *who);
 extern bool pgsm_in_store;
 
 /* ---- the store (store.c) ---- */
@@ -290,6 +303,8 @@ typedef struct PgsmRow
 	char	   *comments;
 	char	   *plan;
 	char	   *message;
+	char	   *names;			/* role and database names, NUL between */
+	int			names_len;
 	Oid		   *relids;
 	int			nrelids;
 } PgsmRow;
@@ -425,6 +440,7 @@ extern char *pgsm_statement_text(const char *source, int location, int len,
 extern char *pgsm_cut_text(const char *text, int len, int max_len, int *out_len);
 extern char *pgsm_normalize(const char *text, int len, int *out_len);
 extern uint64 pgsm_text_query_id(const char *text, int len);
+extern uint64 pgsm_utility_query_id(const char *text, int len);
 extern char *pgsm_extract_comments_of(const char *text, int len);
 extern bool pgsm_scanning;
 

@@ -240,6 +240,28 @@ hide_texts(PgsmRow *row)
 	row->message = row->message ? hidden : NULL;
 }
 
+/*
+ * The role (0) or database (1) name kept with an entry when it was made:
+ * the name of a role or database dropped since.  NULL if none was kept.
+ */
+static char *
+kept_name(const PgsmRow *row, int which)
+{
+	char	   *name = row->names;
+	int			len;
+
+	if (name == NULL)
+		return NULL;
+	len = strlen(name);
+	if (which == 1)
+	{
+		if (len + 1 > row->names_len)
+			return NULL;
+		name += len + 1;
+	}
+	return *name != '\0' ? name : NULL;
+}
+
 static int
 fill_identity(Datum *v, bool *n, PgsmRow *row, bool showtext, bool allowed)
 {
@@ -254,11 +276,11 @@ fill_identity(Datum *v, bool *n, PgsmRow *row, bool showtext, bool allowed)
 	v[i++] = TimestampTzGetDatum(pgsm_unix_to_timestamptz(k->bucket_start));
 	v[i++] = ObjectIdGetDatum(k->userid);
 	name = OidIsValid(k->userid) ? GetUserNameFromId(k->userid, true) : NULL;
-	v[i] = text_or_null(name, &n[i]);
+	v[i] = text_or_null(name ? name : kept_name(row, 0), &n[i]);
 	i++;
 	v[i++] = ObjectIdGetDatum(k->dbid);
 	name = OidIsValid(k->dbid) ? get_database_name(k->dbid) : NULL;
-	v[i] = text_or_null(name, &n[i]);
+	v[i] = text_or_null(name ? name : kept_name(row, 1), &n[i]);
 	i++;
 	v[i] = client_ip_datum(k, &n[i]);
 	if (!allowed)

@@ -429,10 +429,12 @@ store_texts(PgsmEntry *e, const PgsmNewTexts *t)
 {
 	return store_ref(&e->text[PGSM_T_QUERY], t->query, t->query_len) &&
 		store_ref(&e->text[PGSM_T_TOP_QUERY], t->top_query, t->top_query_len) &&
-		store_ref(&e->text[PGSM_T_APPNAME], t->appname, strlen(t->appname)) &&
+		store_ref(&e->text[PGSM_T_APPNAME], t->appname,
+				  t->appname ? strlen(t->appname) : 0) &&
 		store_ref(&e->text[PGSM_T_COMMENTS], t->comments,
 				  t->comments ? strlen(t->comments) : 0) &&
 		store_ref(&e->text[PGSM_T_PLAN], t->plan, t->plan_len) &&
+		store_ref(&e->text[PGSM_T_NAMES], t->names, t->names_len) &&
 		store_ref(&e->text[PGSM_T_RELATIONS],
 				  t->nrelids ? (const char *) t->relids : NULL,
 				  t->nrelids * sizeof(Oid));
@@ -537,8 +539,10 @@ evict_oldest_exported(void)
 static bool
 room_short(const PgsmNewTexts *t)
 {
-	Size		bytes = t->query_len + t->top_query_len + strlen(t->appname) +
-		(t->comments ? strlen(t->comments) : 0) + t->plan_len + t->nrelids * sizeof(Oid);
+	Size		bytes = t->query_len + t->top_query_len +
+		(t->appname ? strlen(t->appname) : 0) +
+		(t->comments ? strlen(t->comments) : 0) + t->plan_len + t->names_len +
+		t->nrelids * sizeof(Oid);
 
 	return hash_get_num_entries(pgsm_entries) >= pgsm_size.max_entries - pgsm_size.reserve ||
 		!pgsm_arena_has_room(bytes, PGSM_NTEXTS);
@@ -842,6 +846,7 @@ copy_row(PgsmEntry *e)
 	r->comments = pgsm_text_copy(e->text[PGSM_T_COMMENTS], NULL);
 	r->plan = pgsm_text_copy(e->text[PGSM_T_PLAN], NULL);
 	r->message = pgsm_text_copy(e->text[PGSM_T_MESSAGE], NULL);
+	r->names = pgsm_text_copy(e->text[PGSM_T_NAMES], &r->names_len);
 	r->relids = (Oid *) pgsm_text_copy(e->text[PGSM_T_RELATIONS], &len);
 	r->nrelids = r->relids ? len / (int) sizeof(Oid) : 0;
 	return r;

@@ -191,6 +191,7 @@ pgsm_normalize(const char *text, int len, int *out_len)
 typedef struct CanonState
 {
 	const char *src;
+	bool		keep_constants; /* a utility statement's: never normalized */
 	StringInfoData out;
 } CanonState;
 
@@ -201,8 +202,10 @@ canon_token(void *arg, int token, int location, int length, core_YYSTYPE *value)
 
 	if (st->out.len > 0)
 		appendStringInfoChar(&st->out, ' ');
-	if (is_constant(token) || token == PARAM)
+	if ((is_constant(token) && !st->keep_constants) || token == PARAM)
 		appendStringInfoChar(&st->out, '?');
+	else if (is_constant(token))
+		appendBinaryStringInfo(&st->out, st->src + location, length);
 	else if (token == IDENT)
 		appendStringInfoString(&st->out, value->str);
 	else
@@ -221,13 +224,14 @@ canon_token(void *arg, int token, int location, int length, core_YYSTYPE *value)
  * and white space do not count, so the same SQL gets the same id in every
  * database and every cluster.
  */
-uint64
-pgsm_text_query_id(const char *text, int len)
+static uint64
+canon_query_id(const char *text, int len, bool keep_constants)
 {
 	CanonState	st;
 	uint64		id;
 
 	st.src = text;
+	st.keep_constants = keep_constants;
 	initStringInfo(&st.out);
 	if (!scan_tokens(text, len, canon_token, &st))
 	{
@@ -237,6 +241,23 @@ pgsm_text_query_id(const char *text, int len)
 	id = pgsm_hash_bytes(st.out.data, st.out.len);
 	pfree(st.out.data);
 	return id;
+}
+
+uint64
+pgsm_text_query_id(const char *text, int len)
+{
+	return canon_query_id(text, len, false);
+}
+
+/*
+ * A utility statement's: the same, with its constants kept, as its text is
+ * never normalized (SET work_mem = 64 and = 128 are two statements, and a
+ * DO block's body is its meaning).
+ */
+uint64
+pgsm_utility_query_id(const char *text, int len)
+{
+	return canon_query_id(text, len, true);
 }
 
 /* ---- comments ---- */

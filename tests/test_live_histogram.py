@@ -35,8 +35,8 @@ def test_histogram_function_returns_22_rows_summing_to_calls(
     """histogram(bucket, queryid): 22 (range, freq, bar) rows whose freq sums to calls."""
     # a statement of its own shape: histogram() sums the rows of one queryid in the bucket
     row = run_five_times(conn, "SELECT count(*) AS live_hist FROM pg_amop")
-    got = rows(conn, "SELECT range, freq, bar FROM histogram(%s::int, %s::bigint)",
-               row["bucket"], row["queryid"])
+    got = rows(conn, "SELECT * FROM histogram(%s::int, %s::bigint)"
+               " AS a(range text, freq int, bar text)", row["bucket"], row["queryid"])
     assert len(got) == 22
     assert sum(r[1] for r in got) == 5
     ranges = one(conn, "SELECT range()")
@@ -53,3 +53,11 @@ def test_range_has_22_elements_matching_get_histogram_timings(
     assert len(ranges) == 22
     assert len(set(ranges)) == 22
     assert one(conn, "SELECT get_histogram_timings()") == "{" + ", ".join(ranges) + "}"
+
+
+def test_histogram_has_upstream_signature_and_call_form(conn: psycopg.Connection[Any]) -> None:
+    """histogram(_bucket int, _quryid int8) returns setof record; upstream's call form works."""
+    signature = rows(conn, "SELECT pg_get_function_arguments(p.oid), pg_get_function_result(p.oid)"
+                           " FROM pg_proc p WHERE p.proname = 'histogram'")
+    assert signature == [("_bucket integer, _quryid bigint", "SETOF record")]
+    assert rows(conn, "SELECT * FROM histogram(0, 123) AS a(range text, freq int, bar text)") == []

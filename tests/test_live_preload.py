@@ -17,7 +17,7 @@ CALLS = [
     "SELECT * FROM pg_stat_monitor_info",
     "SELECT pg_stat_monitor_version()",
     "SELECT pg_stat_monitor_reset()",
-    "SELECT * FROM histogram(0, 0)",
+    "SELECT * FROM histogram(0, 0) AS a(range text, freq int, bar text)",
     "SELECT get_histogram_timings()",
     "SELECT range()",
     "SELECT decode_error_level(21)",

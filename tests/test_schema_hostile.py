@@ -28,7 +28,8 @@ DBA_WRAPPERS = [
     " BEGIN ATOMIC SELECT m.action, m.partition FROM public.pg_stat_monitor_maintain() m; END",
     "CREATE FUNCTION dba.histogram(b int, q bigint)"
     " RETURNS TABLE (range text, freq int, bar text) LANGUAGE sql"
-    " BEGIN ATOMIC SELECT h.range, h.freq, h.bar FROM public.histogram(b, q) h; END",
+    " BEGIN ATOMIC SELECT h.range, h.freq, h.bar FROM public.histogram(b, q)"
+    " AS h(range text, freq int, bar text); END",
 ]
 
 

@@ -49,7 +49,8 @@ def test_histogram_and_view_in_a_quoted_schema(srv: PgServer) -> None:
         [(bucket, queryid, calls)] = rows(
             conn, 'SELECT bucket, queryid, calls FROM "PgSm".pg_stat_monitor WHERE query = %s',
             statement)
-        freqs = rows(conn, 'SELECT freq FROM "PgSm".histogram(%s, %s)', bucket, queryid)
+        freqs = rows(conn, 'SELECT freq FROM "PgSm".histogram(%s, %s)'
+                     ' AS h(range text, freq int, bar text)', bucket, queryid)
     assert calls == 4
     assert len(freqs) == 22
     assert sum(f for (f,) in freqs) == 4

@@ -19,7 +19,10 @@ def bar(freq: int, top: int) -> str:
 
 
 def rows(plpy: Plpy, schema: str, bucket: int | None, queryid: int | None) -> Iterator[tuple[str, int, str]]:
-    """Yield (range, freq, bar) for each slot, summing the query's rows in the bucket."""
+    """Yield (range, freq, bar) for each slot, summing the query's rows in the bucket.
+
+    No row of the view for the query in the bucket: no rows, as upstream.
+    """
     ranges = plpy.execute(f"SELECT {internal(plpy, 'pgsm_range')}() AS r")[0]["r"]
     plan = plpy.prepare(
         "SELECT resp_calls FROM " + qualified(plpy, schema, "pg_stat_monitor")
@@ -27,7 +30,10 @@ def rows(plpy: Plpy, schema: str, bucket: int | None, queryid: int | None) -> It
         ["bigint", "bigint"],
     )
     freqs = [0] * len(ranges)
-    for row in plpy.execute(plan, [bucket, queryid]):
+    found = plpy.execute(plan, [bucket, queryid])
+    if len(found) == 0:
+        return
+    for row in found:
         for i, count in enumerate(row["resp_calls"] or []):
             if i < len(freqs):
                 freqs[i] += int(count)
