@@ -150,6 +150,37 @@ def test_cpu_heavy_statement_has_cpu_time(conn: psycopg.Connection[Any]) -> None
     assert row["cpu_user_time"] + row["cpu_sys_time"] <= row["total_exec_time"] + 1.0
 
 
+def on_cpu_ms(pid: int) -> float:
+    """A process's time on CPU so far in ms, exact to the ns (first field of /proc/PID/schedstat)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e6
+
+
+def test_cpu_time_counts_statements_shorter_than_a_tick(conn: psycopg.Connection[Any]) -> None:
+    """With pgsm_track_cpu_time on, 200 executions of a sub-millisecond statement have
+    cpu_user_time + cpu_sys_time of at least half, and at most all, of what the backend spent
+    on CPU meanwhile (not only the scheduler ticks that happened to fall inside them)."""
+    query = "SELECT count(*) FROM generate_series(1, 3000) AS live_cpu_short"
+    conn.execute("SET pg_stat_monitor.pgsm_track_cpu_time = on")
+    conn.execute(query, prepare=True)
+    reset(conn)
+    pid = conn.info.backend_pid
+    # the backend waits for this client between statements: its schedstat is current
+    before = on_cpu_ms(pid)
+    for _ in range(200):
+        conn.execute(query, prepare=True)
+    backend_ms = on_cpu_ms(pid) - before
+    conn.execute("RESET pg_stat_monitor.pgsm_track_cpu_time")
+    [row] = stats(conn, "query = %s", query)
+    assert row["calls"] == 200
+    assert row["cpu_user_time"] >= 0
+    assert row["cpu_sys_time"] >= 0
+    cpu_ms = row["cpu_user_time"] + row["cpu_sys_time"]
+    # the executor is most of each round trip's backend CPU; getrusage() reports whole
+    # microseconds, so each of the 200 readings pairs may be up to 2 us over
+    assert 0.5 * backend_ms <= cpu_ms <= backend_ms + 0.4, (cpu_ms, backend_ms)
+
+
 def test_cpu_time_is_not_measured_at_defaults(conn: psycopg.Connection[Any]) -> None:
     """pgsm_track_cpu_time is off by default: the same heavy statement has zero CPU times."""
     setting = rows(conn, "SELECT setting, boot_val FROM pg_settings"
