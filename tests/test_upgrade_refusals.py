@@ -5,7 +5,6 @@ while upstream's view still reads through this library."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterator
 
 import psycopg
