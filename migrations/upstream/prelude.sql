@@ -10,7 +10,13 @@
 DO $do$
 DECLARE
     dependents text;
+    upstream_view oid;
 BEGIN
+    -- found through the catalog: the schema's name is never spliced into a literal
+    SELECT c.oid INTO STRICT upstream_view
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_extension e ON e.extnamespace = c.relnamespace
+     WHERE e.extname = 'pg_stat_monitor' AND c.relname = 'pg_stat_monitor';
     SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%s %s', o.type, o.identity), ', ')
       INTO dependents
       FROM pg_catalog.pg_depend d
@@ -20,9 +26,9 @@ BEGIN
              CASE WHEN r.oid IS NULL THEN d.classid ELSE 'pg_catalog.pg_class'::pg_catalog.regclass END,
              coalesce(r.ev_class, d.objid), 0) o
      WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.refobjid = '@extschema@.pg_stat_monitor'::pg_catalog.regclass
+       AND d.refobjid = upstream_view
        AND d.deptype = 'n'
-       AND coalesce(r.ev_class, 0) <> '@extschema@.pg_stat_monitor'::pg_catalog.regclass;
+       AND coalesce(r.ev_class, 0) <> upstream_view;
     IF dependents IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
             MESSAGE = pg_catalog.format(
