@@ -15,7 +15,7 @@ from pgserver import PgServer
 from upgrade_helpers import (PrivateRoot, catalog_snapshot, extversion, start_upstream,
                              swap_to_ours)
 
-DATABASES = ["no_plpython", "dependent_view", "grants", "hidden"]
+DATABASES = ["no_plpython", "dependent_view", "grants", "hidden", "shape"]
 UPDATE = "ALTER EXTENSION pg_stat_monitor UPDATE TO '2.4'"
 
 
@@ -115,3 +115,27 @@ def test_upstream_view_hides_other_roles_texts(swapped: PgServer) -> None:
         got = rows(c, "SELECT query, host(client_ip) FROM pg_stat_monitor"
                       " WHERE query = 'SELECT ''pgsm hidden probe'''")
         assert got == [("SELECT 'pgsm hidden probe'", "127.0.0.1")]
+
+
+def test_upstream_view_reads_converted_columns(swapped: PgServer) -> None:
+    """Before the update, upstream's view shows a statement's relations, its histogram (and
+    upstream's histogram() over it), the TCP client's address and upstream's extra counters
+    as 0, converted from this library's row."""
+    with swapped.connect("shape") as c:
+        c.execute("CREATE TABLE public.shape_t (a int)")
+    with swapped.connect("shape", host="127.0.0.1") as c:
+        c.execute("SELECT count(*) FROM public.shape_t")
+    with swapped.connect("shape") as c:
+        [(bucket, queryid, relations, resp_calls, client_ip)] = rows(
+            c, "SELECT bucket, queryid, relations, resp_calls, host(client_ip)"
+               " FROM pg_stat_monitor WHERE query = 'SELECT count(*) FROM public.shape_t'")
+        # not in upstream's view on PostgreSQL 15, but in its function
+        extra = one(c, "SELECT jit_deform_count + wal_buffers_full + parallel_workers_launched"
+                       " FROM pg_stat_monitor_internal(true) WHERE queryid = %s", queryid)
+        assert relations == ["public.shape_t"]
+        assert len(resp_calls) == len(one(c, "SELECT range()")) and "1" in resp_calls
+        assert client_ip == "127.0.0.1"
+        assert extra == 0
+        freq = rows(c, "SELECT sum(freq)::int FROM histogram(%s, %s)"
+                       " AS h(range text, freq int, bar text)", bucket, queryid)
+        assert freq == [(1,)]
