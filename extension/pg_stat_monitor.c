@@ -32,7 +32,7 @@ bool		pgsm_preloaded = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static ProcessUtility_hook_type prev_update_check = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 void		_PG_init(void);
 
@@ -118,8 +118,8 @@ pgsm_update_check(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	check_update_requirements(pstmt->utilityStmt);
-	if (prev_update_check)
-		prev_update_check(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
 						  dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
@@ -142,7 +142,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pgsm_startup;
 	pgsm_install_hooks();
-	prev_update_check = ProcessUtility_hook;
+	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = pgsm_update_check;
 	pgsm_register_worker();
 }
