@@ -23,11 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_DIR = Path(os.environ.get("PGSM_UPSTREAM_DIR", REPO.parent / "shared" / "upstream"))
 # the released upstream versions, by the extension version their SQL ends at
 UPSTREAM_RELEASES = {"2.0": "2.0.4", "2.1": "2.1.1", "2.2": "2.2.0", "2.3": "2.3.2"}
-# upstream's memory settings are in MB (its minimum pgsm_max is 10 MB); its bucket time in s
+# upstream's memory settings are in MB (its minimum pgsm_max is 10 MB); 1-second buckets (the
+# export needs finished ones) and a 30-second window (what a test reads stays in the view)
 UPSTREAM_SETTINGS = {
     "pg_stat_monitor.pgsm_max": "10",
     "pg_stat_monitor.pgsm_query_shared_buffer": "1",
     "pg_stat_monitor.pgsm_bucket_time": "1",
+    "pg_stat_monitor.pgsm_max_buckets": "30",
 }
 # after the swap: this project's settings upstream would refuse (it reserves the prefix)
 OUR_SETTINGS = {"pg_stat_monitor.pgsm_export_auto": "off"}
