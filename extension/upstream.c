@@ -17,8 +17,6 @@
  */
 #include "pgsm.h"
 
-#include <arpa/inet.h>
-
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
