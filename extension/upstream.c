@@ -17,6 +17,8 @@
  */
 #include "pgsm.h"
 
+#include <sys/socket.h>
+
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
