@@ -10,13 +10,16 @@ OBJS        = extension/pg_stat_monitor.o extension/guc.o extension/store.o \
               extension/arena.o extension/histogram.o extension/persist.o \
               extension/hooks.o extension/capture.o extension/text.o \
               extension/handoff.o extension/readers.o extension/fdwtag.o \
-              extension/fragments.o \
+              extension/fragments.o extension/upstream.o \
               bgworker/worker.o
 PG_CPPFLAGS = -I$(srcdir)/extension -DPGSM_VERSION='"$(RELEASE)"'
 PG_CFLAGS   = -Wall -Werror
 MODULEDIR   = extension
 DATA        = $(CONTROL) $(wildcard migrations/pg_stat_monitor--*--*.sql)
-DATA_built  = build/pg_stat_monitor--$(EXTVERSION).sql
+# the update scripts from upstream's releases, made from the install script (below)
+UPSTREAM_VERSIONS := 2.0 2.1 2.2 2.3
+DATA_built  = build/pg_stat_monitor--$(EXTVERSION).sql \
+              $(foreach v,$(UPSTREAM_VERSIONS),build/pg_stat_monitor--$(v)--$(EXTVERSION).sql)
 EXTRA_CLEAN = build plpy_modules/pgsm/_version.py
 # installcheck runs pytest (below), not pg_regress
 NO_INSTALLCHECK = 1
@@ -39,6 +42,16 @@ plpy_modules/pgsm/_version.py: $(CONTROL)
 build/pg_stat_monitor--$(EXTVERSION).sql: migrations/pg_stat_monitor--$(EXTVERSION).sql.in $(CONTROL)
 	mkdir -p build
 	sed -e 's|@PGSM_RELEASE@|$(RELEASE)|g' -e 's|@PGSM_PYDIR@|$(PYDIR)|g' $< > $@
+
+# From an upstream release: what that release created is dropped (prelude.sql, the common
+# part, and from-<version>.sql), then the install script's body creates this release's
+# objects, then epilogue.sql applies the user's grants again.  One source for the objects.
+build/pg_stat_monitor--%--$(EXTVERSION).sql: migrations/upstream/prelude.sql \
+		migrations/upstream/from-%.sql build/pg_stat_monitor--$(EXTVERSION).sql \
+		migrations/upstream/epilogue.sql
+	{ cat migrations/upstream/prelude.sql migrations/upstream/from-$*.sql; \
+	  sed -e '/^\\echo /d' build/pg_stat_monitor--$(EXTVERSION).sql; \
+	  cat migrations/upstream/epilogue.sql; } > $@
 
 all: plpy_modules/pgsm/_version.py
 

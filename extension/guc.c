@@ -12,7 +12,9 @@
 
 #include <float.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 
 int			pgsm_max_kb = 2048;
 int			pgsm_query_shared_buffer_kb = 1024;
@@ -64,9 +66,67 @@ static const struct config_enum_entry track_options[] = {
 
 #define PGSM_GUC(name) ("pg_stat_monitor." name)
 
+/* digits only, blanks around them allowed: a value without a unit */
+static bool
+is_unitless_number(const char *s)
+{
+	bool		digits = false;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	while (*s >= '0' && *s <= '9')
+	{
+		digits = true;
+		s++;
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return digits && *s == '\0';
+}
+
+/* the placeholder of a custom setting not defined yet, or NULL */
+static struct config_generic *
+placeholder(const char *name)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if ((vars[i]->flags & GUC_CUSTOM_PLACEHOLDER) && strcmp(vars[i]->name, name) == 0)
+			return vars[i];
+	}
+	return NULL;
+}
+
+/*
+ * Upstream's memory settings are in MB: a value configured without a unit
+ * (a postgresql.conf written for upstream, "pgsm_max = 100") keeps that
+ * meaning.  At preload the configured text is still the placeholder's, read
+ * before the setting (in kB here) is defined; it is given the unit "MB" at
+ * the source it came from.
+ */
+static void
+unitless_means_mb(const char *name)
+{
+	struct config_generic *ph;
+	const char *val;
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	val = GetConfigOption(name, true, false);
+	if (val == NULL || !is_unitless_number(val) || (ph = placeholder(name)) == NULL)
+		return;
+	(void) set_config_option(name, psprintf("%sMB", val), ph->scontext, ph->source,
+							 GUC_ACTION_SET, true, WARNING, false);
+}
+
 static void
 define_memory_gucs(void)
 {
+	unitless_means_mb(PGSM_GUC("pgsm_max"));
+	unitless_means_mb(PGSM_GUC("pgsm_query_shared_buffer"));
 	DefineCustomIntVariable(PGSM_GUC("pgsm_max"),
 							"Sets the shared memory for statement entries.",
 							NULL, &pgsm_max_kb, 2048, 256, 1048576,

@@ -11,12 +11,15 @@
 #include "pgsm.h"
 
 #include "catalog/pg_type_d.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/ipc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "tcop/utility.h"
 #include "utils/queryjumble.h"
 
 PG_MODULE_MAGIC;
@@ -29,6 +32,7 @@ bool		pgsm_preloaded = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 void		_PG_init(void);
 
@@ -83,6 +87,45 @@ pgsm_startup(void)
 	}
 }
 
+/*
+ * ALTER EXTENSION pg_stat_monitor UPDATE from upstream: the new version
+ * requires plpython3u, and ALTER EXTENSION has no CASCADE; say so, with the
+ * command that helps, before PostgreSQL refuses without a hint.
+ */
+static void
+check_update_requirements(Node *parsetree)
+{
+	AlterExtensionStmt *stmt;
+
+	if (!IsA(parsetree, AlterExtensionStmt))
+		return;
+	stmt = (AlterExtensionStmt *) parsetree;
+	if (strcmp(stmt->extname, "pg_stat_monitor") != 0 ||
+		!OidIsValid(get_extension_oid("pg_stat_monitor", true)) ||
+		OidIsValid(get_extension_oid("plpython3u", true)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("required extension \"plpython3u\" is not installed"),
+			 errdetail("pg_stat_monitor %s runs its history and histogram functions in PL/Python.",
+					   PGSM_VERSION),
+			 errhint("Run CREATE EXTENSION plpython3u first, then ALTER EXTENSION pg_stat_monitor UPDATE again.")));
+}
+
+static void
+pgsm_update_check(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				  ProcessUtilityContext context, ParamListInfo params,
+				  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	check_update_requirements(pstmt->utilityStmt);
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+						  dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
 void
 _PG_init(void)
 {
@@ -99,6 +142,8 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pgsm_startup;
 	pgsm_install_hooks();
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = pgsm_update_check;
 	pgsm_register_worker();
 }
 

@@ -6,6 +6,7 @@
  *
  * Who calls whom: every arrow points down this list, and no two files
  * call each other (tests/unit/test_c_structure.py checks the objects).
+ *	upstream.c				upstream 2.0-2.3's readers (before ALTER EXTENSION UPDATE)
  *	readers.c, handoff.c	SQL-callable readers; the commit-time hand-off
  *	pg_stat_monitor.c		entry point; small upstream SQL functions
  *	worker.c, persist.c		background processes; dump and reload
@@ -329,6 +330,15 @@ typedef struct PgsmInfo
 } PgsmInfo;
 
 extern List *pgsm_copy_rows(int64 below_bucket);
+
+/* readers.c: the view's row (pgsm_internal.pgsm_row) as values, for upstream.c */
+#define PGSM_VIEW_COLS 65
+typedef struct PgsmRowValues
+{
+	Datum		values[PGSM_VIEW_COLS + 1]; /* the 65 columns, then query_cut */
+	bool		nulls[PGSM_VIEW_COLS + 1];
+} PgsmRowValues;
+extern List *pgsm_view_rows(bool showtext);
 extern void pgsm_get_info(PgsmInfo *info);
 
 /* the export's side (handoff.c, worker.c) */

@@ -35,7 +35,6 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#define PGSM_VIEW_COLS 65
 #define PGSM_INFO_COLS 18
 
 PG_FUNCTION_INFO_V1(pg_stat_monitor_internal);
@@ -464,6 +463,37 @@ pg_stat_monitor_internal(PG_FUNCTION_ARGS)
 		put_row(rsinfo, inner, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * The live rows as the view shows them to the current role (texts of other
+ * roles' rows hidden as above): each a palloc'd PgsmRowValues.  For readers
+ * of another row shape (upstream.c).
+ */
+List *
+pgsm_view_rows(bool showtext)
+{
+	Oid			me = GetUserId();
+	bool		allowed;
+	int64		current;
+	List	   *rows;
+	List	   *out = NIL;
+	ListCell   *lc;
+
+	pgsm_require_preload();
+	allowed = has_privs_of_role(me, ROLE_PG_READ_ALL_STATS);
+	current = pgsm_current_bucket();
+	rows = pgsm_copy_rows(0);
+	foreach(lc, rows)
+	{
+		PgsmRow    *row = lfirst(lc);
+		PgsmRowValues *rv = palloc(sizeof(PgsmRowValues));
+
+		fill_row(rv->values, rv->nulls, row, showtext,
+				 allowed || row->entry->key.userid == me, current);
+		out = lappend(out, rv);
+	}
+	return out;
 }
 
 Datum

@@ -36,8 +36,11 @@ DEFAULT_SETTINGS = {
 class PgServer:
     """One server: a data directory, its settings, and helpers to run SQL."""
 
-    def __init__(self, base: Path, settings: dict[str, str] | None = None) -> None:
+    def __init__(self, base: Path, settings: dict[str, str] | None = None,
+                 bindir: str | None = None) -> None:
         self.base = base
+        # another server installation (its own lib/ and share/), or the one of pg_config
+        self.pg_ctl = os.path.join(bindir, "pg_ctl") if bindir else pg_ctl()
         port = get_port(None)
         assert port is not None
         self.port: int = port
@@ -48,7 +51,7 @@ class PgServer:
         self.sockdir.mkdir(parents=True, exist_ok=True)
         self.logfile = base / "server.log"
         self.executor = PostgreSQLExecutor(
-            executable=pg_ctl(),
+            executable=self.pg_ctl,
             host="127.0.0.1",
             port=self.port,
             datadir=str(self.datadir),
@@ -92,7 +95,7 @@ class PgServer:
     def stop(self, mode: str = "fast") -> None:
         """Stop with pg_ctl -m mode."""
         subprocess.run(
-            [pg_ctl(), "stop", "-D", str(self.datadir), "-m", mode, "-w"],
+            [self.pg_ctl, "stop", "-D", str(self.datadir), "-m", mode, "-w"],
             check=True, capture_output=True,
         )
         # forget the finished `pg_ctl start`, or the next start() would wait on it
