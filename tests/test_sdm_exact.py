@@ -8,6 +8,7 @@ statements with their own calls.
 
 from __future__ import annotations
 
+import time
 from typing import Iterator
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from cluster import Cluster, cluster_fixture  # noqa: F401
 from fixtures import wait_for_bucket_room
 from sdm_helpers import (
+    Fragments,
     assert_same,
     for_coordinator,
     outbox,
@@ -119,3 +121,37 @@ def test_senders_count_what_they_sent(quiet_cluster: Cluster) -> None:
         assert outbox(cluster[shard])["n1"]["bytes_sent"] < outbox(cluster[shard])["n1"][
             "bytes_raw"]
         assert stats[shard] >= entries
+
+
+def counts(fragments: Fragments) -> dict[tuple[str, str, int, int], tuple[int, int]]:
+    """Calls and rows of each fragment (the times are compared by assert_same)."""
+    return {k: v[:2] for k, v in fragments.items()}
+
+
+def test_the_workers_alone_deliver_everything_once(quiet_cluster: Cluster) -> None:
+    """With a 1 s send interval and no manual send, the workers drain and deliver what the
+    shards recorded for n1 and n3, exactly; the shards' own rows still count the fragments."""
+    cluster = quiet_cluster
+    for name in cluster.names:
+        send(cluster[name])
+        cluster[name].sql("TRUNCATE pgsm_internal.pgsm_sdm_received")
+    for name in cluster.names:
+        cluster[name].sql("ALTER SYSTEM SET pg_stat_monitor.pgsm_sdm_send_interval = '1s'")
+        cluster[name].sql("SELECT pg_reload_conf()")
+    try:
+        run_workload(cluster, "n1")
+        run_workload(cluster, "n3")
+        want = recorded_everywhere(cluster)
+        deadline = time.monotonic() + 90
+        while any(counts(received(c, cluster[c])) != counts(for_coordinator(want, c))
+                  for c in ("n1", "n3")):
+            assert time.monotonic() < deadline, "the workers did not deliver"
+            time.sleep(0.2)
+        for coordinator in ("n1", "n3"):
+            assert_same(received(coordinator, cluster[coordinator]),
+                        for_coordinator(want, coordinator))
+        shard_calls = cluster["n2"].sql(
+            "SELECT sum(calls)::bigint FROM pg_stat_monitor WHERE query LIKE '%pgsm_coord=%'")
+        assert shard_calls[0][0] >= sum(v[0] for k, v in want.items() if k[1] == "n2")
+    finally:
+        quiet(cluster)
