@@ -26,6 +26,7 @@
 
 #include "access/xact.h"
 #include "commands/dbcommands.h"
+#include "common/hashfn.h"
 #include "libpq/libpq-be.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -43,26 +44,31 @@ bool		pgsm_in_store = false;
 
 /* ---------------------------------------------------------------- the key */
 
-/* the client's address, for keys; the same for the whole life of a backend */
+/*
+ * The client's address, for keys; the same for the whole life of a backend.
+ * A Unix-socket client, or a process without one (a background worker), is
+ * 127.0.0.1 as upstream shows it: its rows merge with loopback TCP ones, and
+ * readers that need an address (PMM) always get one.
+ */
 static void
 client_of(PgsmKey *key)
 {
-	if (MyProcPort == NULL)
-		return;
-	if (MyProcPort->raddr.addr.ss_family == AF_INET)
-	{
-		struct sockaddr_in *sin = (struct sockaddr_in *) &MyProcPort->raddr.addr;
+	static const uint8 loopback[4] = {127, 0, 0, 1};
+	int			family = MyProcPort ? MyProcPort->raddr.addr.ss_family : AF_UNIX;
 
-		key->client_family = AF_INET;
-		memcpy(key->client_addr, &sin->sin_addr, 4);
-	}
-	else if (MyProcPort->raddr.addr.ss_family == AF_INET6)
+	if (family == AF_INET6)
 	{
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &MyProcPort->raddr.addr;
 
 		key->client_family = AF_INET6;
 		memcpy(key->client_addr, &sin6->sin6_addr, 16);
+		return;
 	}
+	key->client_family = AF_INET;
+	if (family == AF_INET)
+		memcpy(key->client_addr, &((struct sockaddr_in *) &MyProcPort->raddr.addr)->sin_addr, 4);
+	else
+		memcpy(key->client_addr, loopback, 4);
 }
 
 /*
@@ -154,7 +160,9 @@ build_key(PgsmKey *key, const PgsmExecution *x)
 	key->userid = OidIsValid(x->userid) ? x->userid : who.userid;
 	key->dbid = MyDatabaseId;
 	key->appname_hash = who.appname_hash;
-	key->kind = PGSM_KIND_STATEMENT;
+	/* an error or a warning has a row of its own, apart from the statement's runs */
+	key->kind = x->elevel >= ERROR ? PGSM_KIND_ERROR :
+		x->elevel > 0 ? PGSM_KIND_WARNING : PGSM_KIND_STATEMENT;
 }
 
 /*
@@ -300,9 +308,50 @@ prepare_names(PgsmNewTexts *t, const PgsmExecution *x, Oid userid)
 }
 
 /*
- * Everything a new entry stores.  An error report's text is kept raw: the
- * SQL scanner (which raises errors on text it cannot read) must not run
- * there, so its pgsm_query_id and comments wait for a normal run.
+ * Whether the SQL scanner may run on a statement's text.  Inside an error
+ * report it must not raise an error (it could not be caught there): it is
+ * run only on a text the parser read already in this message, which it
+ * reads again without error unless its settings changed since
+ * (standard_conforming_strings, backslash_quote), and those matter only
+ * for a text with a backslash.
+ */
+static bool
+scannable(const PgsmExecution *x, const char *stmt, int len)
+{
+	if (stmt == NULL)
+		return false;
+	if (!x->in_error_report)
+		return true;
+	return x->text_parsed && memchr(stmt, '\\', len) == NULL;
+}
+
+/*
+ * The pgsm_query_id of a row.  An error's or a warning's row has its own,
+ * derived from its text's and its kind, so that readers keeping one row per
+ * pgsm_query_id (PMM) see it apart from the statement's successful runs.  A
+ * text the scanner may not read is hashed as it is.
+ */
+static uint64
+row_query_id(const PgsmExecution *x, const char *stmt, int len, bool scan, uint8 kind)
+{
+	uint64		id;
+
+	if (!pgsm_enable_pgsm_query_id || stmt == NULL)
+		return 0;
+	if (!scan)
+		id = pgsm_hash_bytes(stmt, len);
+	else if (x->cmd_type == CMD_UTILITY)
+		id = pgsm_utility_query_id(stmt, len);
+	else
+		id = pgsm_text_query_id(stmt, len);
+	if (kind != PGSM_KIND_STATEMENT)
+		id = hash_combine64(id, kind);
+	return id;
+}
+
+/*
+ * Everything a new entry stores.  An error report's text is scanned only
+ * when that cannot raise an error (scannable()); otherwise it is kept raw.
  */
 static void
 prepare_texts(PgsmNewTexts *t, const PgsmExecution *x, PgsmKey *key)
@@ -310,13 +359,11 @@ prepare_texts(PgsmNewTexts *t, const PgsmExecution *x, PgsmKey *key)
 	int			len;
 	char	   *stmt = pgsm_statement_text(x->source_text, x->stmt_location,
 										   x->stmt_len, &len);
-	bool		scan = stmt != NULL && !x->in_error_report;
+	bool		scan = scannable(x, stmt, len);
 	bool		utility = x->cmd_type == CMD_UTILITY;
 
 	memset(t, 0, sizeof(*t));
-	if (pgsm_enable_pgsm_query_id && scan)
-		t->pgsm_query_id = utility ? pgsm_utility_query_id(stmt, len) :
-			pgsm_text_query_id(stmt, len);
+	t->pgsm_query_id = row_query_id(x, stmt, len, scan, key->kind);
 	if (pgsm_extract_comments && scan)
 		t->comments = bounded_comments(stmt, len);
 	/* a utility statement's constants are its meaning (a DO block's body): never normalized */

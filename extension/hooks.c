@@ -44,6 +44,7 @@ static int	pgsm_nesting = 0;
 
 /* the current top-level statement, for nested statements' top_queryid/top_query */
 static uint64 pgsm_top_queryid = 0;
+static uint8 pgsm_top_cmd_type = 0;
 static Oid	pgsm_top_userid = InvalidOid;	/* the role it started as */
 static const char *pgsm_top_source = NULL;
 static bool pgsm_top_explain = false;	/* the top-level statement is an EXPLAIN */
@@ -53,6 +54,7 @@ static int	pgsm_top_len = 0;
 /* the current top-level statement was stored already (an error now is a late one) */
 static bool pgsm_top_stored = false;
 static uint64 pgsm_top_stored_queryid = 0;
+static uint8 pgsm_top_stored_cmd_type = 0;
 
 /* planning time of a statement, until its execution ends */
 static uint64 pgsm_plan_queryid = 0;
@@ -228,9 +230,10 @@ set_context(PgsmExecution *x, uint64 queryid)
 
 /* a top-level statement begins (source NULL: it ended) */
 static void
-set_top(uint64 queryid, const char *source, int location, int len)
+set_top(uint64 queryid, uint8 cmd_type, const char *source, int location, int len)
 {
 	pgsm_top_queryid = queryid;
+	pgsm_top_cmd_type = cmd_type;
 	/* the role outside any SECURITY DEFINER function: the one that sent it */
 	pgsm_top_userid = source ? GetOuterUserId() : InvalidOid;
 	pgsm_top_source = source;
@@ -247,7 +250,7 @@ static void
 forget_top_at_abort(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		set_top(0, NULL, -1, 0);
+		set_top(0, 0, NULL, -1, 0);
 }
 
 /* store, noting a top-level statement as stored */
@@ -259,6 +262,7 @@ store_noting_top(PgsmExecution *x)
 	{
 		pgsm_top_stored = true;
 		pgsm_top_stored_queryid = x->queryid;
+		pgsm_top_stored_cmd_type = x->cmd_type;
 	}
 }
 
@@ -294,7 +298,8 @@ pgsm_planner(Query *parse, const char *query_string, int cursorOptions,
 	/* functions run while planning (constant folding) are nested in this statement */
 	if (pgsm_nesting == 0)
 	{
-		set_top(parse->queryId, query_string, parse->stmt_location, parse->stmt_len);
+		set_top(parse->queryId, (uint8) parse->commandType, query_string,
+				parse->stmt_location, parse->stmt_len);
 		pgsm_top_explain = false;
 	}
 	if (measure)
@@ -338,7 +343,7 @@ pgsm_ExecutorStart(QueryDesc *query, int eflags)
 		standard_ExecutorStart(query, eflags);
 
 	if (pgsm_nesting == 0)
-		set_top(query->plannedstmt->queryId, query->sourceText,
+		set_top(query->plannedstmt->queryId, (uint8) query->operation, query->sourceText,
 				query->plannedstmt->stmt_location, query->plannedstmt->stmt_len);
 	if (query->plannedstmt->queryId == UINT64CONST(0) || !pgsm_enabled(pgsm_nesting))
 		return;
@@ -560,7 +565,7 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 
 	if (pgsm_nesting == 0 && !prepare_family)
 	{
-		set_top(queryid, queryString, pstmt->stmt_location, pstmt->stmt_len);
+		set_top(queryid, CMD_UTILITY, queryString, pstmt->stmt_location, pstmt->stmt_len);
 		pgsm_top_explain = IsA(parsetree, ExplainStmt);
 	}
 	if (pgsm_track_utility && !prepare_family && queryid == UINT64CONST(0) &&
@@ -606,9 +611,10 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 }
 
 /*
- * Errors and warnings.  An ERROR ends the statement: it counts as a call
- * of the top-level statement with its diagnostics.  A WARNING only marks
- * the statement's row; the call is counted when the statement ends.
+ * Errors and warnings, each kind in a row of its own beside the statement's
+ * (capture.c keys it).  An ERROR ends the statement: it counts as a call of
+ * the error row.  A WARNING counts as a call of the warning row, as
+ * upstream; the statement's own call is counted in its row when it ends.
  */
 static void
 pgsm_emit_log(ErrorData *edata)
@@ -631,17 +637,27 @@ pgsm_emit_log(ErrorData *edata)
 		!IsNormalProcessingMode() || !pgsm_enabled(0) || proc_exit_inprogress)
 		return;
 	queryid = pgstat_get_my_query_id();
+	memset(&x, 0, sizeof(x));
+	/* parse analysis set a query id: the parser read the whole text of this message */
+	x.text_parsed = queryid != UINT64CONST(0);
 	if (queryid == UINT64CONST(0))
 		queryid = pgsm_hash_bytes(debug_query_string, strlen(debug_query_string));
 
-	memset(&x, 0, sizeof(x));
 	x.queryid = queryid;
 	x.toplevel = true;
 	/* the role that sent the statement, also inside a SECURITY DEFINER function */
 	x.userid = GetOuterUserId();
-	/* an error after the statement was stored (at commit, say) is not another call */
-	x.delta.calls = (edata->elevel >= ERROR &&
-					 !(pgsm_top_stored && pgsm_top_stored_queryid == queryid)) ? 1 : 0;
+	if (pgsm_top_stored && pgsm_top_stored_queryid == queryid)
+	{
+		/* an error after the statement was stored (at commit, say) is not another call */
+		x.cmd_type = pgsm_top_stored_cmd_type;
+		x.delta.calls = edata->elevel < ERROR ? 1 : 0;
+	}
+	else
+	{
+		x.cmd_type = queryid == pgsm_top_queryid ? pgsm_top_cmd_type : 0;
+		x.delta.calls = 1;
+	}
 	x.source_text = debug_query_string;
 	x.stmt_location = -1;
 	x.elevel = edata->elevel;

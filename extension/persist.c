@@ -26,8 +26,9 @@
 #define PGSM_DUMP_FILE "pg_stat/pg_stat_monitor.stat"
 #define PGSM_DUMP_TMP PGSM_DUMP_FILE ".tmp"
 #define PGSM_DUMP_MAGIC 0x50534D32	/* "PSM2" */
-#define PGSM_DUMP_FORMAT 4	/* 2: counters moved next to the mutex; 3: encoding;
-							 * 4: role and database names */
+#define PGSM_DUMP_FORMAT 5	/* 2: counters moved next to the mutex; 3: encoding;
+							 * 4: role and database names; 5: no unscanned
+							 * flag, error and warning rows */
 #define PGSM_FRAGMENT_FILE "pg_stat/pg_stat_monitor_fragments.stat"
 #define PGSM_FRAGMENT_TMP PGSM_FRAGMENT_FILE ".tmp"
 #define PGSM_FRAGMENT_MAGIC 0x50534D46	/* "PSMF" */

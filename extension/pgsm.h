@@ -78,6 +78,8 @@ extern void pgsm_require_preload(void);
 /* what a row stands for */
 #define PGSM_KIND_STATEMENT 0
 #define PGSM_KIND_OVERFLOW	1	/* counters of statements that found no room */
+#define PGSM_KIND_ERROR		2	/* executions of a statement that ended in ERROR */
+#define PGSM_KIND_WARNING	3	/* WARNINGs a statement raised */
 
 /* histogram slots: steps plus an outlier slot at each bounded end */
 #define PGSM_MAX_HIST_SLOTS 52
@@ -179,7 +181,6 @@ typedef struct PgsmEntry
 	PgsmCounters c;				/* next to the mutex: the lines a statement writes */
 	uint64		pgsm_query_id;
 	bool		query_cut;		/* the query text was cut at pgsm_query_max_len */
-	bool		unscanned;		/* made by an error report: raw text, no pgsm_query_id */
 	uint8		encoding;		/* encoding of its texts (its database's) */
 	PgsmTextRef text[PGSM_NTEXTS];
 	int32		hist[FLEXIBLE_ARRAY_MEMBER];	/* pgsm_hist_slots */
@@ -227,6 +228,8 @@ typedef struct PgsmExecution
 	 * cannot read) must not run there, so the text is kept raw
 	 */
 	bool		in_error_report;
+	/* the parser read source_text in this message: the scanner reads it again */
+	bool		text_parsed;
 
 	/* DECLARE, FETCH/MOVE or CLOSE of a cursor (a shard's fragments), and its name */
 	uint8		portal_op;

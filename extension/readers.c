@@ -40,20 +40,20 @@
 PG_FUNCTION_INFO_V1(pg_stat_monitor_internal);
 PG_FUNCTION_INFO_V1(pg_stat_monitor_info_internal);
 
+/*
+ * The client's address.  Never NULL for a reader allowed to see it (PMM scans
+ * it into a non-nullable string): a row of many clients (the overflow row)
+ * shows 0.0.0.0.
+ */
 static Datum
-client_ip_datum(const PgsmKey *key, bool *isnull)
+client_ip_datum(const PgsmKey *key)
 {
 	char		buf[INET6_ADDRSTRLEN];
 	int			family = key->client_family == AF_INET6 ? AF_INET6 : AF_INET;
 
-	*isnull = (key->client_family == 0);
-	if (*isnull)
-		return (Datum) 0;
-	if (inet_ntop(family, key->client_addr, buf, sizeof(buf)) == NULL)
-	{
-		*isnull = true;
-		return (Datum) 0;
-	}
+	if (key->client_family == 0 ||
+		inet_ntop(family, key->client_addr, buf, sizeof(buf)) == NULL)
+		strlcpy(buf, "0.0.0.0", sizeof(buf));
 	return DirectFunctionCall1(inet_in, CStringGetDatum(buf));
 }
 
@@ -281,9 +281,8 @@ fill_identity(Datum *v, bool *n, PgsmRow *row, bool showtext, bool allowed)
 	name = OidIsValid(k->dbid) ? get_database_name(k->dbid) : NULL;
 	v[i] = text_or_null(name ? name : kept_name(row, 1), &n[i]);
 	i++;
-	v[i] = client_ip_datum(k, &n[i]);
-	if (!allowed)
-		n[i] = true;
+	n[i] = !allowed;
+	v[i] = allowed ? client_ip_datum(k) : (Datum) 0;
 	i++;
 	v[i] = uint64_or_null(e->pgsm_query_id, &n[i]);
 	i++;

@@ -19,7 +19,7 @@
  * Locking: every shared structure and what protects it
  *	pgsm_entries (the table: which keys exist), the text arena and its text
  *	table (arena.c), the text references of entries, their pgsm_query_id,
- *	query_cut, unscanned and encoding, and the header fields marked "lock":
+ *	query_cut and encoding, and the header fields marked "lock":
  *	shared->lock, one LWLock.
  *	The counters, the histogram, cmd_type, elevel and sqlcode of an entry:
  *	the entry's spinlock (e->mutex), taken under the lock in either mode.
@@ -33,8 +33,7 @@
  *	  under the entry's spinlock.  It writes only the counter groups it
  *	  used; the always-used ones sit next to the spinlock, so backends
  *	  running the same statement share few cache lines.
- *	- A statement whose entry does not exist yet (or was made by an error
- *	  report) misses on the fast path, prepares its texts without the lock
+ *	- A statement whose entry does not exist yet misses on the fast path, prepares its texts without the lock
  *	  (capture.c), then takes it EXCLUSIVE to insert.  This slow path may
  *	  compact the arena (only when that makes the room asked for) and, when
  *	  the table or the arena lacks that room, let exported buckets go,
@@ -461,23 +460,6 @@ replace_ref(PgsmEntry *e, PgsmTextKind kind, const char *data, Size len)
 	return true;
 }
 
-/*
- * A row made by an error report has the raw text, no pgsm_query_id and no
- * comments (the scanner cannot run there); the first normal run of it
- * supplies them.  Caller holds the lock EXCLUSIVE.
- */
-static void
-complete_entry(PgsmEntry *e, const PgsmNewTexts *t)
-{
-	if (!replace_ref(e, PGSM_T_QUERY, t->query, t->query_len))
-		return;					/* no room: keep the raw text, try again later */
-	(void) replace_ref(e, PGSM_T_COMMENTS, t->comments,
-					   t->comments ? strlen(t->comments) : 0);
-	e->pgsm_query_id = t->pgsm_query_id;
-	e->query_cut = t->query_cut;
-	e->unscanned = false;
-}
-
 /* remove one entry; caller holds the lock EXCLUSIVE */
 static void
 remove_entry(PgsmEntry *e)
@@ -570,7 +552,6 @@ insert_entry(const PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t)
 	e->cmd_type = x->cmd_type;
 	e->pgsm_query_id = t->pgsm_query_id;
 	e->query_cut = t->query_cut;
-	e->unscanned = x->in_error_report;
 	return e;
 }
 
@@ -585,11 +566,7 @@ create_entry(const PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t)
 	PgsmEntry  *e = hash_search(pgsm_entries, key, HASH_FIND, NULL);
 
 	if (e != NULL)
-	{
-		if (e->unscanned && !x->in_error_report)
-			complete_entry(e, t);
 		return e;
-	}
 	while ((e = insert_entry(key, x, t)) == NULL)
 	{
 		if (!room_short(t) || !evict_oldest_exported())
@@ -729,9 +706,6 @@ accumulate(PgsmEntry *e, const PgsmExecution *x)
 		e->elevel = (uint8) x->elevel;
 		e->sqlcode = x->sqlcode;
 	}
-	/* a row first made by an error report learns its command from a run */
-	if (e->cmd_type == 0)
-		e->cmd_type = x->cmd_type;
 	SpinLockRelease(&e->mutex);
 }
 
@@ -773,8 +747,7 @@ pgsm_store_locked_by_me(void)
 }
 
 /*
- * The fast path: add an execution to its entry if the entry exists (and
- * needs no completion).  Holds the lock SHARED for one lookup and one
+ * The fast path: add an execution to its entry if the entry exists.  Holds the lock SHARED for one lookup and one
  * spinlocked update.  Sets key->bucket_start.
  */
 bool
@@ -785,8 +758,6 @@ pgsm_store_add(PgsmKey *key, const PgsmExecution *x)
 	LWLockAcquire(pgsm_shared->lock, LW_SHARED);
 	key->bucket_start = writable_bucket();
 	e = hash_search(pgsm_entries, key, HASH_FIND, NULL);
-	if (e != NULL && e->unscanned && !x->in_error_report)
-		e = NULL;				/* complete it on the slow path */
 	if (e != NULL)
 		accumulate(e, x);
 	LWLockRelease(pgsm_shared->lock);
@@ -819,7 +790,7 @@ pgsm_store_new(PgsmKey *key, const PgsmExecution *x, const PgsmNewTexts *t)
 	if (e != NULL)
 	{
 		accumulate(e, x);
-		if (x->elevel > 0 && e->key.kind == PGSM_KIND_STATEMENT)
+		if (x->elevel > 0 && e->key.kind != PGSM_KIND_OVERFLOW)
 			set_message(e, t);
 	}
 	LWLockRelease(pgsm_shared->lock);

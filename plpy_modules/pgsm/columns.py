@@ -3,7 +3,8 @@
 The row is defined once, as the composite type pgsm_internal.pgsm_row; its columns are
 classified by rules, so a new counter needs no change here:
 - identity: every column before ``calls`` (NULL in a bucket's '<other>' row, but for the bucket
-  and its start, and the query '<other>');
+  and its start, the query '<other>' and the client address 0.0.0.0, "many clients": readers
+  such as PMM scan client_ip into a non-nullable string);
 - timing groups: ``<stat>_exec_time`` and ``<stat>_plan_time`` with stat total, min, max, mean or
   stddev, folded over the group's count (``calls``, ``plans``);
 - ``resp_calls`` (the histogram, summed slot by slot) and ``bucket_done`` (true);
@@ -28,7 +29,7 @@ TIMING = re.compile(r"^(?P<stat>[a-z0-9]+)_(?P<group>exec|plan)_time$")
 TIMING_STATS = ("total", "min", "max", "mean", "stddev")
 # identity columns the '<other>' row keeps (as the group's) or sets
 KEPT_IN_OTHER = {"bucket": "r.bucket", "bucket_start_time": "r.bucket_start_time",
-                 "query": "'<other>'"}
+                 "query": "'<other>'", "client_ip": "'0.0.0.0'::pg_catalog.inet"}
 
 Quote = Callable[[str], str]
 
