@@ -16,6 +16,15 @@ from pgsm.catalog import internal
 from pgsm.plpy import Plpy, qualified
 
 
+# The export's ranking: the exact reverse of the order the pg_stat_monitor view gives the rows
+# of a bucket after its pgsm_query_id (see the view in the install script), so that of the rows
+# sharing a pgsm_query_id the one a reader keeping the last (PMM) keeps is the one kept here.
+RANK_ORDER = ", ".join(
+    f"l.{name} DESC" for name in (
+        "total_exec_time", "calls", "queryid", "userid", "dbid", "toplevel", "top_queryid",
+        "planid", "client_ip", "application_name", "elevel"))
+
+
 def _kept(plpy: Plpy, names: list[str]) -> str:
     """The select list of a kept row: the columns of ranked rows r, the query cut to $3 bytes."""
     q = plpy.quote_ident
@@ -38,7 +47,7 @@ def _export_sql(plpy: Plpy, schema: str) -> str:
             WHERE (l.r).bucket_start_time >= $4
         ), ranked AS (
             SELECT l.*, row_number() OVER (PARTITION BY l.bucket_start_time
-                ORDER BY l.total_exec_time DESC, l.calls DESC, l.queryid) AS rank
+                ORDER BY {RANK_ORDER}) AS rank
             FROM live l
         ), rest_hist AS (
             SELECT x.bucket_start_time, array_agg(x.n ORDER BY x.i)::text[] AS resp_calls
