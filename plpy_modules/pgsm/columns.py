@@ -31,6 +31,13 @@ TIMING_STATS = ("total", "min", "max", "mean", "stddev")
 KEPT_IN_OTHER = {"bucket": "r.bucket", "bucket_start_time": "r.bucket_start_time",
                  "query": "'<other>'", "client_ip": "'0.0.0.0'::pg_catalog.inet"}
 
+# The export keeps the rows of a bucket that rank first by these columns, descending: the exact
+# reverse of the order the pg_stat_monitor view gives a bucket's rows of one text id (see the
+# view in the install script). Of such rows, the one a reader keeping the last of each (PMM)
+# keeps is then the one kept in history first.
+RANK = ("total_exec_time", "calls", "queryid", "userid", "dbid", "toplevel", "top_queryid",
+        "planid", "client_ip", "application_name", "elevel")
+
 Quote = Callable[[str], str]
 
 

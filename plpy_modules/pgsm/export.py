@@ -16,13 +16,8 @@ from pgsm.catalog import internal
 from pgsm.plpy import Plpy, qualified
 
 
-# The export's ranking: the exact reverse of the order the pg_stat_monitor view gives the rows
-# of a bucket after its pgsm_query_id (see the view in the install script), so that of the rows
-# sharing a pgsm_query_id the one a reader keeping the last (PMM) keeps is the one kept here.
-RANK_ORDER = ", ".join(
-    f"l.{name} DESC" for name in (
-        "total_exec_time", "calls", "queryid", "userid", "dbid", "toplevel", "top_queryid",
-        "planid", "client_ip", "application_name", "elevel"))
+# the export's ranking of a bucket's rows, best first (see columns.RANK)
+RANK_ORDER = ", ".join(f"l.{name} DESC" for name in columns.RANK)
 
 
 def _kept(plpy: Plpy, names: list[str]) -> str:

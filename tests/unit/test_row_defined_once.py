@@ -12,7 +12,11 @@ SCRIPT = REPO / "migrations" / "pg_stat_monitor--2.4.sql.in"
 PACKAGE = REPO / "plpy_modules" / "pgsm"
 # the columns the export's rules and SQL name (see pgsm.columns), and two plain English words
 RULE_COLUMNS = {"bucket", "bucket_start_time", "queryid", "query", "calls", "total_exec_time",
-                "plans", "resp_calls", "bucket_done"}
+                "plans", "resp_calls", "bucket_done",
+                # the export's ranking (pgsm.columns.RANK, the reverse of the view's order) and
+                # the client of '<other>'
+                "userid", "dbid", "toplevel", "top_queryid", "planid", "client_ip",
+                "application_name", "elevel"}
 ENGLISH = {"rows", "message"}
 # the wire format of fragment batches fixes its own fields (some share a name with the row's):
 # they belong to the format's version, not to the row, and other modules take them from it
