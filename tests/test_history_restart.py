@@ -135,7 +135,7 @@ DUMP = "pg_stat/pg_stat_monitor.stat"
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("older format", "saved by a build with another file format (1, this build reads 4)"),
+    ("older format", "saved by a build with another file format (1, this build reads 5)"),
     ("truncated", "ignoring a truncated pg_stat_monitor statistics file"),
 ])
 def test_unreadable_dump_is_logged_and_removed(srv: PgServer, damage: str, message: str) -> None:
@@ -147,7 +147,7 @@ def test_unreadable_dump_is_logged_and_removed(srv: PgServer, damage: str, messa
     srv.stop("fast")
     dump = srv.datadir / DUMP
     data = dump.read_bytes()
-    assert int.from_bytes(data[4:8], "little") == 4  # the format this build writes
+    assert int.from_bytes(data[4:8], "little") == 5  # the format this build writes
     if damage == "older format":
         dump.write_bytes(data[:4] + (1).to_bytes(4, "little") + data[8:])
     else:
