@@ -97,14 +97,14 @@ class Agent:
 
 @pytest.fixture(scope="module")
 def srv(make_server: ServerFactory) -> PgServer:
-    """1-second buckets in a window of 10, exported by the worker each second, 1 MB of entries
-    (about three buckets of this workload: older buckets leave memory while in the window, so
+    """1-second buckets in a window of 10, exported by the worker each second, 1.5 MB of entries
+    (about four buckets of this workload: older buckets leave memory while in the window, so
     reads mix live and history rows); PMM's role is in pg_monitor."""
     server = make_server(settings={
         "pg_stat_monitor.pgsm_bucket_time": "1",
         "pg_stat_monitor.pgsm_max_buckets": "10",
         "pg_stat_monitor.pgsm_export_interval": "1",
-        "pg_stat_monitor.pgsm_max": "'1MB'",
+        "pg_stat_monitor.pgsm_max": "'1536kB'",
     })
     create_roles(server, READER)
     server.sql(f"GRANT pg_monitor TO {READER}")
@@ -171,7 +171,11 @@ def test_pmm_agent_reports_every_call_exactly_once(srv: PgServer) -> None:
             seen = agent.read(reader)
             from_history |= {b for b in seen - memory_buckets(su) if b >= first}
             time.sleep(0.5)
+        [(overflowed, dropped)] = su.execute(
+            "SELECT overflowed_calls, dropped_calls FROM pg_stat_monitor_info").fetchall()
     assert agent.failed_reads == []
+    # every call found room (an '<overflow>' row has no pgsm_query_id: PMM would skip it)
+    assert (overflowed, dropped) == (0, 0)
     # some reads took finished buckets of the workload from history, others from memory
     assert from_history
     assert sum(sent.values()) == BUCKETS * 2 * (STATEMENTS + 2 * DIVISIONS + 2)
