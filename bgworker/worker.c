@@ -254,7 +254,7 @@ log_missing_extension(void)
 
 /* a transaction that calls the extension's function 'name'; false if there is none */
 static bool
-run_in_transaction(const char *name, const char *activity)
+run_in_transaction(const char *name, const char *activity, bool is_tick)
 {
 	Oid			fn;
 
@@ -264,11 +264,12 @@ run_in_transaction(const char *name, const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 
 	fn = find_worker_function(name);
-	if (!OidIsValid(fn))
-		discard_old_buckets();
-	else
-	{
+	if (OidIsValid(fn))
 		OidFunctionCall0(fn);
+	if (is_tick && !OidIsValid(fn))
+		discard_old_buckets();
+	else if (is_tick)
+	{
 		/* exported buckets that left the window, even when pg_cron exports */
 		pgsm_release_exported(pgsm_window_start());
 	}
@@ -281,30 +282,18 @@ run_in_transaction(const char *name, const char *activity)
 }
 
 /*
- * A pass: the tick (export unless pg_cron does it, and the drain of the
- * fragment table), then, in a transaction of its own, the send of what is
- * pending, so that a coordinator that is down holds up nothing the tick did.
+ * run_in_transaction(), an error logged (and its transaction aborted)
+ * instead of raised; false if the function is not there
  */
-static void
-run_pass(void)
+static bool
+run_guarded(const char *name, const char *activity, bool is_tick, MemoryContext pass_cxt)
 {
-	if (!run_in_transaction("pgsm_worker_tick", "pg_stat_monitor worker pass"))
-	{
-		log_missing_extension();
-		return;
-	}
-	pgsm_missing_logged = false;
-	(void) run_in_transaction("pgsm_worker_send", "pg_stat_monitor worker send");
-}
+	volatile bool found = true;
 
-/* one pass; an error is logged and the worker goes on */
-static void
-run_pass_guarded(MemoryContext pass_cxt)
-{
 	MemoryContextSwitchTo(pass_cxt);
 	PG_TRY();
 	{
-		run_pass();
+		found = run_in_transaction(name, activity, is_tick);
 	}
 	PG_CATCH();
 	{
@@ -317,6 +306,26 @@ run_pass_guarded(MemoryContext pass_cxt)
 	PG_END_TRY();
 	MemoryContextSwitchTo(TopMemoryContext);
 	MemoryContextReset(pass_cxt);
+	return found;
+}
+
+/*
+ * A pass, in three transactions, each failing alone: the tick (the export,
+ * unless pg_cron does it), the drain of the fragment table when it is due,
+ * then the send of what is pending, so that a coordinator that is down holds
+ * up nothing the others did, and a failing export holds up no send.
+ */
+static void
+run_pass(MemoryContext pass_cxt)
+{
+	if (!run_guarded("pgsm_worker_tick", "pg_stat_monitor worker pass", true, pass_cxt))
+	{
+		log_missing_extension();
+		return;
+	}
+	pgsm_missing_logged = false;
+	(void) run_guarded("pgsm_worker_drain", "pg_stat_monitor worker drain", false, pass_cxt);
+	(void) run_guarded("pgsm_worker_send", "pg_stat_monitor worker send", false, pass_cxt);
 }
 
 void
@@ -339,7 +348,7 @@ pgsm_worker_main(Datum arg)
 	/* a pass at start exports what a previous life left behind */
 	for (;;)
 	{
-		run_pass_guarded(pass_cxt);
+		run_pass(pass_cxt);
 		wait_for_work();
 	}
 }

@@ -340,7 +340,7 @@ row_query_id(const PgsmExecution *x, const char *stmt, int len, bool scan, uint8
 		return 0;
 	if (!scan)
 		id = pgsm_hash_bytes(stmt, len);
-	else if (x->cmd_type == CMD_UTILITY)
+	else if (x->cmd_type == CMD_UTILITY && !x->secret_constants)
 		id = pgsm_utility_query_id(stmt, len);
 	else
 		id = pgsm_text_query_id(stmt, len);
@@ -366,8 +366,11 @@ prepare_texts(PgsmNewTexts *t, const PgsmExecution *x, PgsmKey *key)
 	t->pgsm_query_id = row_query_id(x, stmt, len, scan, key->kind);
 	if (pgsm_extract_comments && scan)
 		t->comments = bounded_comments(stmt, len);
-	/* a utility statement's constants are its meaning (a DO block's body): never normalized */
-	if (pgsm_normalized_query && scan && !utility)
+	/*
+	 * A utility statement's constants are its meaning (a DO block's body):
+	 * never normalized, unless they may be secrets (a password): then always
+	 */
+	if (scan && (x->secret_constants || (pgsm_normalized_query && !utility)))
 		stmt = pgsm_normalize(stmt, len, &len);
 	if (stmt)
 	{

@@ -49,6 +49,7 @@ typedef struct PgsmFragmentShared
 {
 	LWLock	   *lock;
 	int64		epoch;			/* lock: entries of earlier epochs take no writes */
+	int64		last_base;		/* lock: the highest wire id base given */
 	int			drain_pid;		/* lock: the backend whose drain is not ended yet */
 	slock_t		mutex;			/* protects dropped_calls */
 	int64		dropped_calls;	/* calls that found no room */
@@ -88,14 +89,11 @@ pgsm_fragments_request(void)
 	RequestNamedLWLockTranche("pg_stat_monitor fragments", 1);
 }
 
-/*
- * The wall clock in centiseconds since 2000: where epochs start and what they
- * keep up with.  A frozen entry's wire id is (epoch << 20 | rank), so ids stay
- * above those of an earlier life of the server (even after a crash, which
- * saves no epoch) unless freezes outran the clock, over 100 a second.
- */
+#define PGSM_WIRE_SEQ_BITS 20	/* above pgsm_sdm_max_fragments' maximum */
+
+/* the wall clock in centiseconds since 2000: a wire id base is at least this */
 static int64
-epoch_now(void)
+clock_base(void)
 {
 	return Max((int64) 1, (int64) (GetCurrentTimestamp() / 10000));
 }
@@ -111,7 +109,8 @@ pgsm_fragments_startup(void)
 	if (!found)
 	{
 		frag->lock = &(GetNamedLWLockTranche("pg_stat_monitor fragments"))->lock;
-		frag->epoch = epoch_now();
+		frag->epoch = 1;
+		frag->last_base = 0;
 		frag->drain_pid = 0;
 		SpinLockInit(&frag->mutex);
 		frag->dropped_calls = 0;
@@ -372,13 +371,34 @@ pgsm_fragment_close(const char *name)
 
 /* ---------------------------------------------------------------- the sender's side */
 
+/* give every entry not frozen before its wire id; caller holds the lock EXCLUSIVE */
+static void
+number_entries(int64 floor)
+{
+	HASH_SEQ_STATUS scan;
+	PgsmFragment *f;
+	int64		base = Max(Max(frag->last_base, floor) + 1, clock_base());
+	int64		seq = 0;
+
+	hash_seq_init(&scan, frag_table);
+	while ((f = hash_seq_search(&scan)) != NULL)
+	{
+		if (f->wire_id == 0)
+			f->wire_id = (base << PGSM_WIRE_SEQ_BITS) | seq++;
+	}
+	Assert(seq < ((int64) 1 << PGSM_WIRE_SEQ_BITS));
+	frag->last_base = base;
+}
+
 /*
- * Close the current entries to writes; returns the epoch below which they
- * are.  Waits while another backend's drain has not ended, and refuses a
- * second drain in one transaction: either would copy the same entries.
+ * Close the current entries to writes, each with its wire id above 'floor'
+ * (the highest base a drain ever committed, kept by the caller); returns the
+ * epoch below which they are.  Waits while another backend's drain has not
+ * ended, and refuses a second drain in one transaction: either would copy
+ * the same entries.
  */
 int64
-pgsm_fragments_freeze(void)
+pgsm_fragments_freeze(int64 floor)
 {
 	int64		below;
 	int			owner;
@@ -404,8 +424,8 @@ pgsm_fragments_freeze(void)
 	}
 	frag->drain_pid = MyProcPid;
 	pgsm_draining = true;
-	frag->epoch = Max(frag->epoch + 1, epoch_now());
-	below = frag->epoch;
+	number_entries(floor);
+	below = ++frag->epoch;
 	LWLockRelease(frag->lock);
 	return below;
 }
@@ -479,7 +499,12 @@ pgsm_fragments_walk(void (*fn) (const PgsmFragment *f, void *arg), void *arg)
 		fn(f, arg);
 }
 
-/* add a saved entry back in the current epoch; false when there is no room.  Postmaster only. */
+/*
+ * Add a saved entry back, in its own epoch (an entry frozen before the
+ * shutdown, with its wire id, stays apart from a later one of the same
+ * fragment), the current epoch kept above it; false when there is no room.
+ * Postmaster only, before any backend records.
+ */
 bool
 pgsm_fragment_restore(const PgsmFragment *saved)
 {
@@ -493,7 +518,9 @@ pgsm_fragment_restore(const PgsmFragment *saved)
 	coordinator[sizeof(coordinator) - 1] = '\0';
 	memcpy(query, saved->query, sizeof(query));
 	query[sizeof(query) - 1] = '\0';
-	key.epoch = frag->epoch;
+	if (key.epoch < 1 || saved->wire_id < 0)
+		return false;
+	frag->epoch = Max(frag->epoch, key.epoch + 1);
 	f = insert_fragment(&key, coordinator, query);
 	if (f == NULL)
 	{
@@ -501,7 +528,12 @@ pgsm_fragment_restore(const PgsmFragment *saved)
 		return false;
 	}
 	if (f->c.calls == 0)
+	{
 		f->encoding = saved->encoding;
+		/* frozen before the shutdown: sent (maybe) under this id already */
+		f->wire_id = saved->wire_id;
+		frag->last_base = Max(frag->last_base, saved->wire_id >> PGSM_WIRE_SEQ_BITS);
+	}
 	add_delta(f, &saved->c);
 	return true;
 }

@@ -168,12 +168,15 @@ pgsm_in_transaction_block(PG_FUNCTION_ARGS)
 }
 PG_FUNCTION_INFO_V1(pgsm_release_fragments_on_commit);
 
-/* pgsm_freeze_fragments(): close the fragment entries to writes; returns 'below' */
+/*
+ * pgsm_freeze_fragments(floor bigint): close the fragment entries to writes,
+ * giving each its wire id above 'floor' << 20; returns 'below'
+ */
 Datum
 pgsm_freeze_fragments(PG_FUNCTION_ARGS)
 {
 	pgsm_require_preload();
-	PG_RETURN_INT64(pgsm_fragments_freeze());
+	PG_RETURN_INT64(pgsm_fragments_freeze(PG_GETARG_INT64(0)));
 }
 
 /*

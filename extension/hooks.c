@@ -458,6 +458,30 @@ is_prepare_family(Node *parsetree)
 		IsA(parsetree, DeallocateStmt);
 }
 
+/*
+ * Statements that may carry a password or a connection string among their
+ * constants: a role's, a user mapping's or a server's options, a
+ * subscription's conninfo.  Their constants are never stored.
+ */
+static bool
+has_secret_constants(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_CreateRoleStmt:
+		case T_AlterRoleStmt:
+		case T_CreateUserMappingStmt:
+		case T_AlterUserMappingStmt:
+		case T_CreateForeignServerStmt:
+		case T_AlterForeignServerStmt:
+		case T_CreateSubscriptionStmt:
+		case T_AlterSubscriptionStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
 /* cursor statements, for a shard's fragments */
 static void
 set_portal(PgsmExecution *x, Node *parsetree)
@@ -604,6 +628,7 @@ pgsm_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 	x.source_text = queryString;
 	x.stmt_location = pstmt->stmt_location;
 	x.stmt_len = pstmt->stmt_len;
+	x.secret_constants = has_secret_constants(parsetree);
 	set_portal(&x, parsetree);
 	store_noting_top(&x);
 	if (pgsm_nesting == 0)

@@ -32,6 +32,7 @@
 #define PGSM_FRAGMENT_FILE "pg_stat/pg_stat_monitor_fragments.stat"
 #define PGSM_FRAGMENT_TMP PGSM_FRAGMENT_FILE ".tmp"
 #define PGSM_FRAGMENT_MAGIC 0x50534D46	/* "PSMF" */
+#define PGSM_FRAGMENT_FORMAT 2		/* 2: with each entry's epoch and wire id */
 
 typedef struct PgsmDumpHeader
 {
@@ -254,7 +255,7 @@ fragments_body(DumpState *st)
 static void
 write_fragments(void)
 {
-	PgsmDumpHeader hdr = {PGSM_FRAGMENT_MAGIC, 1, (uint32) sizeof(PgsmFragment), 0};
+	PgsmDumpHeader hdr = {PGSM_FRAGMENT_MAGIC, PGSM_FRAGMENT_FORMAT, (uint32) sizeof(PgsmFragment), 0};
 
 	write_file(PGSM_FRAGMENT_TMP, PGSM_FRAGMENT_FILE, &hdr, fragments_body);
 }
@@ -271,7 +272,7 @@ load_fragments(void)
 	if (file == NULL)
 		return;
 	if (!read_exact(file, &hdr, sizeof(hdr)) || hdr.magic != PGSM_FRAGMENT_MAGIC ||
-		hdr.format != 1 || hdr.entry_size != sizeof(PgsmFragment))
+		hdr.format != PGSM_FRAGMENT_FORMAT || hdr.entry_size != sizeof(PgsmFragment))
 		ereport(LOG, (errmsg("ignoring an unreadable pg_stat_monitor fragment file")));
 	else
 	{

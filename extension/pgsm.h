@@ -231,6 +231,9 @@ typedef struct PgsmExecution
 	/* the parser read source_text in this message: the scanner reads it again */
 	bool		text_parsed;
 
+	/* a utility statement whose constants may be secrets (a role's password) */
+	bool		secret_constants;
+
 	/* DECLARE, FETCH/MOVE or CLOSE of a cursor (a shard's fragments), and its name */
 	uint8		portal_op;
 	const char *portal_name;	/* NULL with CLOSE: CLOSE ALL */
@@ -399,6 +402,7 @@ typedef struct PgsmFragment
 	PgsmFragmentKey key;		/* hash key, must be first */
 	slock_t		mutex;			/* protects c */
 	PgsmFragmentDelta c;		/* the counters, summed */
+	int64		wire_id;		/* 0 until frozen, then the id it is sent with */
 	uint8		encoding;		/* of the text */
 	char		coordinator[NAMEDATALEN];
 	char		query[PGSM_FRAGMENT_TEXT_LEN];
@@ -413,7 +417,7 @@ extern void pgsm_fragment_declare(const char *name, const PgsmTag *tag, const ch
 								  int len, int64 bucket_start, const PgsmFragmentDelta *d);
 extern void pgsm_fragment_fetch(const char *name, const PgsmFragmentDelta *d);
 extern bool pgsm_fragment_close(const char *name);
-extern int64 pgsm_fragments_freeze(void);
+extern int64 pgsm_fragments_freeze(int64 floor);
 extern List *pgsm_fragments_copy(int64 below);
 extern void pgsm_fragments_release(int64 below);
 extern void pgsm_fragments_info(int64 *max, int64 *used, int64 *dropped);

@@ -569,7 +569,7 @@ fill_fragment(Datum *v, bool *n, const PgsmFragment *f)
 	snprintf(buf, sizeof(buf), UINT64_FORMAT, f->c.wal_bytes);
 	v[i++] = DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
 								 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-	v[i++] = Int64GetDatum(f->key.epoch);
+	v[i++] = Int64GetDatum(f->wire_id);
 	Assert(i == PGSM_FRAGMENT_COLS);
 }
 

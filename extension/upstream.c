@@ -156,21 +156,30 @@ upstream_column(Form_pg_attribute att)
 	return NULL;
 }
 
-/* upstream's client_ip: an IPv4 address as a number, NULL otherwise */
+/*
+ * upstream's client_ip: an IPv4 address as a number ('0.0.0.0'::inet plus
+ * it, in upstream's view).  ::1 is 127.0.0.1 and an IPv4-mapped address its
+ * IPv4 one; another IPv6 address is 255.255.255.255, as upstream shows it
+ * (PMM reads no NULL here).
+ */
 static Datum
-ipv4_int8(Datum ip, bool *isnull)
+ipv4_int8(Datum ip)
 {
+	static const unsigned char loopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	static const unsigned char mapped6[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	inet	   *addr = DatumGetInetPP(ip);
+	const unsigned char *b = ip_addr(addr);
 
 	if (ip_family(addr) != PGSQL_AF_INET)
 	{
-		*isnull = true;
-		return (Datum) 0;
+		if (memcmp(b, loopback6, sizeof(loopback6)) == 0)
+			return Int64GetDatum((int64) 0x7F000001);
+		if (memcmp(b, mapped6, sizeof(mapped6)) != 0)
+			return Int64GetDatum((int64) 0xFFFFFFFF);
+		b += sizeof(mapped6);
 	}
-	return Int64GetDatum((int64) ((uint32) ip_addr(addr)[0] << 24 |
-								  (uint32) ip_addr(addr)[1] << 16 |
-								  (uint32) ip_addr(addr)[2] << 8 |
-								  (uint32) ip_addr(addr)[3]));
+	return Int64GetDatum((int64) ((uint32) b[0] << 24 | (uint32) b[1] << 16 |
+								  (uint32) b[2] << 8 | (uint32) b[3]));
 }
 
 /* a text[] as its elements joined by ',' (upstream splits them again) */
@@ -223,7 +232,7 @@ upstream_value(const UpstreamColumn *col, const PgsmRowValues *rv, bool *isnull)
 	switch (col->conv)
 	{
 		case UP_IPV4_INT8:
-			return ipv4_int8(rv->values[col->ours], isnull);
+			return ipv4_int8(rv->values[col->ours]);
 		case UP_JOINED:
 			return joined_text(rv->values[col->ours]);
 		default:

@@ -69,3 +69,28 @@ def test_utility_statements_are_never_normalized(conn: psycopg.Connection[Any]) 
               " OR query LIKE 'SET work_mem%%' OR query LIKE '%%live_util_dml%%'")}
     assert sorted(got) == sorted(statements + ["SELECT $1 AS live_util_dml"])
     assert len({got[sql] for sql in statements}) == len(statements)
+
+
+def test_passwords_and_connection_strings_are_never_stored(
+        conn: psycopg.Connection[Any]) -> None:
+    """CREATE/ALTER ROLE ... PASSWORD, a user mapping's password and a server's options are
+    stored with their constants replaced (normalization off), and two passwords make one
+    pgsm_query_id."""
+    conn.execute("DROP ROLE IF EXISTS live_util_secret")
+    reset(conn)
+    conn.execute("CREATE ROLE live_util_secret PASSWORD 'hunter2'")
+    conn.execute("ALTER ROLE live_util_secret PASSWORD 'hunter3'")
+    conn.execute("ALTER ROLE live_util_secret PASSWORD 'hunter4'")
+    conn.execute("CREATE FOREIGN DATA WRAPPER live_util_fdw")
+    conn.execute("CREATE SERVER live_util_srv FOREIGN DATA WRAPPER live_util_fdw"
+                 " OPTIONS (host 'secret.example')")
+    conn.execute("CREATE USER MAPPING FOR live_util_secret SERVER live_util_srv"
+                 " OPTIONS (password 'hunter5')")
+    conn.execute("DROP SERVER live_util_srv CASCADE; DROP FOREIGN DATA WRAPPER live_util_fdw;"
+                 " DROP ROLE live_util_secret")
+    got = stats(conn, "query ~* '(ROLE|SERVER|MAPPING) live_util'")
+    texts = sorted(r["query"] for r in got)
+    assert len(texts) >= 5
+    assert not [t for t in texts if "hunter" in t or "secret.example" in t]
+    alters = {r["pgsm_query_id"] for r in got if r["query"].startswith("ALTER ROLE")}
+    assert len(alters) == 1

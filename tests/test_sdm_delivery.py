@@ -171,10 +171,12 @@ def n1_applied_from_n2(cluster: Cluster) -> int:
                                  " WHERE node = 'n2'")[0][0])
 
 
-def test_a_drain_rolled_back_after_its_send_is_applied_once(quiet_cluster: Cluster) -> None:
+@pytest.mark.parametrize("restart", [False, True], ids=["", "and_a_restart"])
+def test_a_drain_rolled_back_after_its_send_is_applied_once(quiet_cluster: Cluster,
+                                                            restart: bool) -> None:
     """pg_stat_monitor_sdm_send() drains and delivers, then its transaction fails: the entries go
-    back to n2's fragment table; the next send drains them again under the same ids and n1,
-    which applied them, skips them."""
+    back to n2's fragment table (and, with a clean restart of n2, into its dump and back); the
+    next send drains them again under the same ids and n1, which applied them, skips them."""
     cluster = quiet_cluster
     before = received("n1", cluster["n1"])
     scan_from(cluster, "n1", times=2)
@@ -185,6 +187,8 @@ def test_a_drain_rolled_back_after_its_send_is_applied_once(quiet_cluster: Clust
         cluster["n2"].sql("DO $$ BEGIN PERFORM pg_stat_monitor_sdm_send();"
                           " RAISE EXCEPTION 'after the send'; END $$")
     assert n1_applied_from_n2(cluster) == applied + held > applied
+    if restart:
+        cluster["n2"].restart()
     assert entries(cluster["n2"], "n1") == held
     assert send(cluster["n2"]) == held
     assert n1_applied_from_n2(cluster) == applied + held
@@ -428,6 +432,35 @@ def test_the_worker_sends_every_interval(quiet_cluster: Cluster) -> None:
         assert now[0][0] > before[0][0]
     finally:
         set_and_reload(n2, "pgsm_sdm_send_interval", "'1h'", "pgsm_export_interval", None)
+
+
+def test_a_hanging_coordinator_holds_up_no_export(quiet_cluster: Cluster) -> None:
+    """A registered node 'nb' whose address takes connections and never answers: while n2's
+    worker waits on it, the export of the same pass is already committed (the send runs in a
+    transaction that started after it)."""
+    n2 = quiet_cluster["n2"]
+    sock = listener()
+    n2.sql("SELECT pg_stat_monitor_sdm_add_node('nb', %s)",
+           (f"host=127.0.0.1 port={sock.getsockname()[1]} dbname=postgres",))
+    try:
+        n2.sql("SELECT 1 /*pgsm_coord='nb',pgsm_qid='5'*/")
+        set_and_reload(n2, "pgsm_sdm_send_interval", "'1s'", "pgsm_export_interval", "1")
+        deadline = time.monotonic() + 30
+        while True:
+            got = n2.sql("SELECT a.xact_start > s.last_export_at FROM pg_stat_activity a,"
+                         " pgsm_internal.pgsm_export_state s"
+                         " WHERE a.query = 'pg_stat_monitor worker send' AND a.state = 'active'")
+            if got:
+                break
+            assert time.monotonic() < deadline, "the worker never waited on nb"
+            time.sleep(0.1)
+        assert got == [(True,)]
+    finally:
+        set_and_reload(n2, "pgsm_sdm_send_interval", "'1h'", "pgsm_export_interval", None)
+        n2.sql("SELECT pg_stat_monitor_sdm_remove_node('nb')")
+        send(n2)
+        n2.sql("DELETE FROM pgsm_internal.pgsm_sdm_coordinators WHERE node = 'nb'")
+        sock.close()
 
 
 @pytest.mark.parametrize("compression", ["none", "zlib", "zstd"])

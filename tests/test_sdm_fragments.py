@@ -192,3 +192,26 @@ def test_send_in_a_transaction_block_drains_nothing(make_server: ServerFactory) 
     after = server.sql("SELECT fragments FROM pgsm_internal.pgsm_fragment_info()")
     assert inside == (1,)
     assert after == [(1,)]
+
+
+def test_wire_ids_stay_above_the_durable_floor_and_keep_across_a_rollback(
+        make_server: ServerFactory) -> None:
+    """A freeze given a floor above the clock (a clock set back since the last drain) numbers
+    the entries above it; the entries of a drain that rolled back keep their ids in the next."""
+    server = make_server()
+    floor = 10 ** 12        # centiseconds: far beyond the clock
+    with server.connect() as c:
+        for parent in range(3):
+            c.execute(f"SELECT 1 AS wire_ids /*pgsm_coord='n9',pgsm_qid='{parent}'*/")
+        with c.transaction(force_rollback=True):
+            first = sorted(r[0] for r in c.execute(
+                "SELECT wire_id FROM pgsm_internal.pgsm_fragment_rows("
+                "pgsm_internal.pgsm_freeze_fragments(%s))", (floor,)).fetchall())
+        c.execute("SELECT 1 AS wire_ids /*pgsm_coord='n9',pgsm_qid='7'*/")
+        with c.transaction(force_rollback=True):
+            second = sorted(r[0] for r in c.execute(
+                "SELECT wire_id FROM pgsm_internal.pgsm_fragment_rows("
+                "pgsm_internal.pgsm_freeze_fragments(0))").fetchall())
+    assert [i >> 20 for i in first] == [floor + 1] * 3
+    assert len(set(first)) == 3
+    assert second[:3] == first and second[3] >> 20 == floor + 2

@@ -15,7 +15,7 @@ from pgserver import PgServer
 from upgrade_helpers import (PrivateRoot, catalog_snapshot, extversion, start_upstream,
                              swap_to_ours)
 
-DATABASES = ["no_plpython", "dependent_view", "grants", "hidden", "shape"]
+DATABASES = ["no_plpython", "dependent_view", "grants", "hidden", "shape", "hostile"]
 UPDATE = "ALTER EXTENSION pg_stat_monitor UPDATE TO '2.4'"
 
 
@@ -119,13 +119,18 @@ def test_upstream_view_hides_other_roles_texts(swapped: PgServer) -> None:
 
 def test_upstream_view_reads_converted_columns(swapped: PgServer) -> None:
     """Before the update, upstream's view shows a statement's relations, its histogram (and
-    upstream's histogram() over it), the TCP client's address and upstream's extra counters
-    as 0, converted from this library's row."""
+    upstream's histogram() over it), the TCP client's address (::1 as 127.0.0.1: PMM reads no
+    NULL) and upstream's extra counters as 0, converted from this library's row."""
     with swapped.connect("shape") as c:
         c.execute("CREATE TABLE public.shape_t (a int)")
     with swapped.connect("shape", host="127.0.0.1") as c:
         c.execute("SELECT count(*) FROM public.shape_t")
+    with swapped.connect("shape", host="::1") as c:
+        c.execute("SELECT count(*) AS over_ipv6 FROM public.shape_t")
     with swapped.connect("shape") as c:
+        assert rows(c, "SELECT host(client_ip) FROM pg_stat_monitor"
+                       " WHERE query LIKE '%%over_ipv6%%' AND query NOT LIKE '%%LIKE%%'") == [
+            ("127.0.0.1",)]
         [(bucket, queryid, relations, resp_calls, client_ip)] = rows(
             c, "SELECT bucket, queryid, relations, resp_calls, host(client_ip)"
                " FROM pg_stat_monitor WHERE query = 'SELECT count(*) FROM public.shape_t'")
@@ -139,3 +144,24 @@ def test_upstream_view_reads_converted_columns(swapped: PgServer) -> None:
         freq = rows(c, "SELECT sum(freq)::int FROM histogram(%s, %s)"
                        " AS h(range text, freq int, bar text)", bucket, queryid)
         assert freq == [(1,)]
+
+
+def test_update_calls_no_operator_a_plain_role_planted(swapped: PgServer) -> None:
+    """A plain role with CREATE on public plants = operators for (oid, regclass) and (oid,
+    integer) that log who calls them: the update, run by a superuser, calls neither."""
+    swapped.sql("DROP ROLE IF EXISTS upgrade_mallory; CREATE ROLE upgrade_mallory LOGIN")
+    with swapped.connect("hostile") as c:
+        c.execute("CREATE EXTENSION plpython3u; GRANT CREATE ON SCHEMA public TO upgrade_mallory")
+    with swapped.connect("hostile", user="upgrade_mallory") as m:
+        m.execute("CREATE TABLE public.trap_hits (who text); GRANT INSERT ON public.trap_hits"
+                  " TO PUBLIC")
+        for right in ("regclass", "integer"):
+            m.execute(f"CREATE FUNCTION public.trap_eq(oid, {right}) RETURNS boolean"
+                      " LANGUAGE sql AS $$ INSERT INTO public.trap_hits VALUES (current_user);"
+                      " SELECT $1 OPERATOR(pg_catalog.=) $2::oid $$")
+            m.execute(f"CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = {right},"
+                      f" FUNCTION = public.trap_eq)")
+    with swapped.connect("hostile") as c:
+        c.execute(UPDATE)
+        assert extversion(c) == "2.4"
+        assert rows(c, "SELECT who FROM public.trap_hits") == []

@@ -32,7 +32,7 @@ BEGIN
         SELECT i.initprivs INTO initial FROM pg_catalog.pg_init_privs i
          WHERE i.classoid = target.classid AND i.objoid = target.objid AND i.objsubid = 0;
         FOR priv IN SELECT pg_catalog.jsonb_array_elements(item->'granted') LOOP
-            grantee := CASE WHEN (priv->>0)::oid = 0 THEN 'PUBLIC'
+            grantee := CASE WHEN (priv->>0)::pg_catalog.oid = 0::pg_catalog.oid THEN 'PUBLIC'
                             ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid((priv->>0)::oid)) END;
             IF priv->>1 !~ '^[A-Z]+$' THEN
                 CONTINUE;
@@ -42,7 +42,7 @@ BEGIN
                                       CASE WHEN (priv->>2)::boolean THEN ' WITH GRANT OPTION' ELSE '' END);
         END LOOP;
         FOR priv IN SELECT pg_catalog.jsonb_array_elements(item->'revoked') LOOP
-            grantee := CASE WHEN (priv->>0)::oid = 0 THEN 'PUBLIC'
+            grantee := CASE WHEN (priv->>0)::pg_catalog.oid = 0::pg_catalog.oid THEN 'PUBLIC'
                             ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid((priv->>0)::oid)) END;
             IF priv->>1 !~ '^[A-Z]+$' THEN
                 CONTINUE;

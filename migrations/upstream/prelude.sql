@@ -21,11 +21,11 @@ BEGIN
       INTO dependents
       FROM pg_catalog.pg_depend d
       LEFT JOIN pg_catalog.pg_rewrite r
-             ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = d.objid
+             ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass::pg_catalog.oid AND r.oid = d.objid
       CROSS JOIN LATERAL pg_catalog.pg_identify_object(
-             CASE WHEN r.oid IS NULL THEN d.classid ELSE 'pg_catalog.pg_class'::pg_catalog.regclass END,
+             CASE WHEN r.oid IS NULL THEN d.classid ELSE 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid END,
              coalesce(r.ev_class, d.objid), 0) o
-     WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+     WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
        AND d.refobjid = upstream_view
        AND d.deptype = 'n'
        AND coalesce(r.ev_class, 0) <> upstream_view;
@@ -49,25 +49,25 @@ DECLARE
 BEGIN
     WITH member AS (
         SELECT d.classid, d.objid,
-               CASE WHEN d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+               CASE WHEN d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
                     THEN (SELECT coalesce(c.relacl, pg_catalog.acldefault('r', c.relowner))
                             FROM pg_catalog.pg_class c WHERE c.oid = d.objid)
                     ELSE (SELECT coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))
                             FROM pg_catalog.pg_proc p WHERE p.oid = d.objid)
                END AS acl,
-               CASE WHEN d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+               CASE WHEN d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
                     THEN (SELECT pg_catalog.acldefault('r', c.relowner)
                             FROM pg_catalog.pg_class c WHERE c.oid = d.objid)
                     ELSE (SELECT pg_catalog.acldefault('f', p.proowner)
                             FROM pg_catalog.pg_proc p WHERE p.oid = d.objid)
                END AS default_acl
           FROM pg_catalog.pg_depend d
-         WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+         WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
            AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
                               WHERE e.extname = 'pg_stat_monitor')
            AND d.deptype = 'e'
-           AND d.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass,
-                             'pg_catalog.pg_proc'::pg_catalog.regclass)
+           AND d.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid,
+                             'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid)
     ), privs AS (
         SELECT m.classid, m.objid, m.acl,
                coalesce((SELECT i.initprivs FROM pg_catalog.pg_init_privs i

@@ -65,6 +65,11 @@ def worker_tick(plpy: Plpy) -> int:
     return run(plpy, lambda: worker.tick(plpy, catalog.extension_schema(plpy)))
 
 
+def worker_drain(plpy: Plpy) -> int:
+    """pgsm_internal.pgsm_worker_drain()."""
+    return run(plpy, lambda: worker.drain(plpy))
+
+
 def worker_send(plpy: Plpy) -> int:
     """pgsm_internal.pgsm_worker_send()."""
     return run(plpy, lambda: worker.send(plpy))

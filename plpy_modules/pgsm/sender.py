@@ -11,12 +11,14 @@ outbox in a local subtransaction whose last step is the remote COMMIT, so it lea
 that commit succeeded (the acknowledgement).  A batch applied but not acknowledged stays and is
 sent again: the coordinator knows the ids it applied (per sender stream) and skips them.
 
-An entry's outbox id is its wire id, made from the entry itself: (freeze epoch << 20 | its rank
-among the entries of that epoch).  A frozen entry never changes, and a drain that rolls back
-leaves it frozen, so a later drain queues it again under the same id: even when
-pg_stat_monitor_sdm_send() sent it before its own transaction failed, the coordinator skips it.
-Epochs only grow, so ids of later drains are above every id sent before.  Only the worker's
-database drains (another one's outbox would be a second stream of the same entries).
+An entry's outbox id is its wire id, given in shared memory when the entry is frozen (see
+fragments.c) and kept with it: a frozen entry never changes, and a drain that rolls back (or a
+clean restart) leaves it frozen with its id, so a later drain queues it again under the same id:
+even when pg_stat_monitor_sdm_send() sent it before its own transaction failed, the coordinator
+skips it.  Ids of later freezes are above every id given before: above the base of the last
+committed drain (pgsm_sdm_send_state.last_base, durable: a crash or a clock set back cannot
+make ids repeat) and the clock.  Only the worker's database drains (another one's outbox would
+be a second stream of the same entries).
 
 A coordinator that fails (connection, timeout, error) keeps its entries; it is tried again
 after a backoff that doubles from one send interval up to MAX_BACKOFF intervals, so a
@@ -39,7 +41,7 @@ CONNECT_TIMEOUT_S = 3
 STATEMENT_TIMEOUT_MS = 10_000
 MAX_BACKOFF = 3           # send intervals
 FULL = 0.9                # the fragment table is "almost full" from here: send now
-RANK_BITS = 20            # above pgsm_sdm_max_fragments' maximum (65536)
+SEQ_BITS = 20             # a wire id is (base << SEQ_BITS | number), as fragments.c makes it
 MAX_UNRESOLVED = 64       # names that never resolved, with a row each in the outbox view
 OTHER = "<other>"         # where drops for further such names are counted
 # wire fields stored in the outbox under another name (id, the outbox's own, keeps its name)
@@ -66,17 +68,13 @@ def drain(plpy: Plpy) -> int:
                                     if f[0] != "id"]
     outbox, coordinators = internal(plpy, "pgsm_sdm_outbox"), internal(plpy,
                                                                        "pgsm_sdm_coordinators")
-    order = ", ".join(f"f.{q(_stored(name))}" for name, _, _, how in transport.ROW_FIELDS
-                      if how in ("key", "bucket"))
-    # the rank of an entry among the entries of its epoch, by its whole key: the same set and
-    # order every time that epoch is copied
-    rank = (f"row_number() OVER (PARTITION BY f.epoch ORDER BY f.coordinator COLLATE \"C\","
-            f" {order}) - 1")
-    below = plpy.execute(f"SELECT {internal(plpy, 'pgsm_freeze_fragments')}() AS b")[0]["b"]
+    state = internal(plpy, "pgsm_sdm_send_state")
+    below = plpy.execute(f"SELECT {internal(plpy, 'pgsm_freeze_fragments')}(s.last_base) AS b"
+                         f" FROM {state} s")[0]["b"]
     plan = plpy.prepare(f"""
         WITH fresh AS (
-            SELECT f.*, row_number() OVER (PARTITION BY f.coordinator ORDER BY {order}) AS n,
-                   (f.epoch << {RANK_BITS}) | ({rank}) AS id
+            SELECT f.*, f.wire_id AS id,
+                   row_number() OVER (PARTITION BY f.coordinator ORDER BY f.wire_id) AS n
             FROM {internal(plpy, 'pgsm_fragment_rows')}($1) f
         ), room AS (
             SELECT c.coordinator, $2 - (SELECT count(*) FROM {outbox} o
@@ -95,8 +93,13 @@ def drain(plpy: Plpy) -> int:
             FROM fresh f JOIN room r USING (coordinator) GROUP BY f.coordinator
             ON CONFLICT (node) DO UPDATE SET dropped = c.dropped + excluded.dropped
             RETURNING 1
+        ), floor AS (
+            UPDATE {state} SET last_base = greatest(last_base,
+                (SELECT max(fresh.id) >> {SEQ_BITS} FROM fresh))
+            RETURNING 1
         )
-        SELECT (SELECT count(*) FROM queued) AS queued, (SELECT count(*) FROM counted) AS c
+        SELECT (SELECT count(*) FROM queued) AS queued, (SELECT count(*) FROM counted) AS c,
+               (SELECT count(*) FROM floor) AS f
     """, ["bigint", "bigint"])
     queued = plpy.execute(plan, [below, settings.get_int(plpy, "pgsm_sdm_outbox_max")])
     plpy.execute(plpy.prepare(

@@ -1,10 +1,11 @@
-"""What the background worker does on each wake, in two transactions.
+"""What the background worker does on each wake, in three transactions, each failing alone.
 
 ``pgsm_worker_tick()`` exports finished buckets (which also keeps the partitions of history and
-of received fragments in shape) unless pg_cron does it, and every pgsm_sdm_send_interval drains
-the fragment table into the outbox.  ``pgsm_worker_send()``, in the next transaction, sends the
-coordinators what is pending: a fragment leaves within one send interval of its execution, and a
-coordinator that is down (connect and statement timeouts) holds up nothing the tick committed.
+of received fragments in shape) unless pg_cron does it.  ``pgsm_worker_drain()`` drains the
+fragment table into the outbox every pgsm_sdm_send_interval.  ``pgsm_worker_send()`` then sends
+the coordinators what is pending: a fragment leaves within one send interval of its execution,
+a coordinator that is down (connect and statement timeouts) holds up nothing committed before,
+and a failing export holds up no send.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from pgsm.plpy import Plpy
 
 
 def tick(plpy: Plpy, schema: str) -> int:
-    """Export, then drain when due.  A failed drain is undone alone (its subtransaction, the
-    release with it) and said as a warning: the export stays."""
-    written = export.export(plpy, schema) if settings.get(plpy, "pgsm_export_auto") == "on" \
-        else 0
-    try:
-        with plpy.subtransaction():
-            sender.tick(plpy)
-    except Exception as error:  # plpy's errors and ours: the export must still commit
-        plpy.warning(f"pg_stat_monitor could not drain fragment statistics: {error}")
-    return written
+    """Export, unless pg_cron does it; returns the rows written."""
+    if settings.get(plpy, "pgsm_export_auto") != "on":
+        return 0
+    return export.export(plpy, schema)
+
+
+def drain(plpy: Plpy) -> int:
+    """Drain the fragment table when due; returns the entries queued."""
+    return sender.tick(plpy)
 
 
 def send(plpy: Plpy) -> int:
