@@ -485,8 +485,8 @@ def test_each_transport_compression_delivers(quiet_cluster: Cluster, compression
 
 
 def test_the_worker_skips_a_pass_while_a_send_holds_the_lock(quiet_cluster: Cluster) -> None:
-    """A due pass finds the sender's lock taken (a running pg_stat_monitor_sdm_send()): the tick
-    returns at once without passing; once the lock is free it passes."""
+    """A due drain finds the sender's lock taken (a running pg_stat_monitor_sdm_send()): the
+    worker's drain returns at once without passing; once the lock is free it passes."""
     n2 = quiet_cluster["n2"]
     last = "SELECT last_pass_at FROM pgsm_internal.pgsm_sdm_send_state"
     set_and_reload(n2, "pgsm_sdm_send_interval", "'1s'")
@@ -499,10 +499,10 @@ def test_the_worker_skips_a_pass_while_a_send_holds_the_lock(quiet_cluster: Clus
                 time.sleep(1.2)                     # a pass is due
                 ticker.execute("SET statement_timeout = '5s'")
                 started = time.monotonic()
-                ticker.execute("SELECT pgsm_internal.pgsm_worker_tick()")
+                ticker.execute("SELECT pgsm_internal.pgsm_worker_drain()")
                 assert time.monotonic() - started < 3
                 assert ticker.execute(last).fetchone() == before
-            ticker.execute("SELECT pgsm_internal.pgsm_worker_tick()")
+            ticker.execute("SELECT pgsm_internal.pgsm_worker_drain()")
             after = ticker.execute(last).fetchone()
             assert before is not None and after is not None and after[0] > before[0]
     finally:

@@ -126,7 +126,7 @@ def test_upstream_view_reads_converted_columns(swapped: PgServer) -> None:
     with swapped.connect("shape", host="127.0.0.1") as c:
         c.execute("SELECT count(*) FROM public.shape_t")
     with swapped.connect("shape", host="::1") as c:
-        c.execute("SELECT count(*) AS over_ipv6 FROM public.shape_t")
+        c.execute("SELECT count(*) FROM public.shape_t WHERE 'over_ipv6' IS NOT NULL")
     with swapped.connect("shape") as c:
         assert rows(c, "SELECT host(client_ip) FROM pg_stat_monitor"
                        " WHERE query LIKE '%%over_ipv6%%' AND query NOT LIKE '%%LIKE%%'") == [
