@@ -509,6 +509,29 @@ def test_the_worker_skips_a_pass_while_a_send_holds_the_lock(quiet_cluster: Clus
         set_and_reload(n2, "pgsm_sdm_send_interval", "'1h'")
 
 
+@pytest.mark.parametrize("part", ["tick", "drain", "send"])
+def test_the_worker_yields_a_busy_lock_instead_of_waiting(quiet_cluster: Cluster,
+                                                          part: str) -> None:
+    """While another session holds the extension's tables (as DROP EXTENSION does), each part
+    of the worker's pass gives up within its short lock_timeout, undone and without an error,
+    instead of waiting (and deadlocking the DROP)."""
+    n2 = quiet_cluster["n2"]
+    set_and_reload(n2, "pgsm_sdm_send_interval", "'1s'")
+    try:
+        time.sleep(1.2)                                 # a drain is due
+        with n2.connect() as holder, n2.connect() as worker:
+            with holder.transaction():
+                holder.execute("LOCK TABLE pgsm_internal.pgsm_sdm_outbox,"
+                               " pgsm_internal.pgsm_sdm_send_state,"
+                               " pgsm_internal.pgsm_export_state IN ACCESS EXCLUSIVE MODE")
+                worker.execute("SET statement_timeout = '10s'")
+                started = time.monotonic()
+                got = worker.execute(f"SELECT pgsm_internal.pgsm_worker_{part}()").fetchone()
+                assert time.monotonic() - started < 5 and got == (0,)
+    finally:
+        set_and_reload(n2, "pgsm_sdm_send_interval", "'1h'")
+
+
 def test_the_worker_backs_off_from_a_down_coordinator_and_resumes_soon_after(
         quiet_cluster: Cluster) -> None:
     """1 s interval, n1 down for 6 s: n2's worker fails again and again, never waiting more than

@@ -307,7 +307,10 @@ def tick(plpy: Plpy) -> int:
 
 
 def send_pending(plpy: Plpy) -> int:
-    """The worker's send: every coordinator that is due gets what is pending."""
-    if not _lock(plpy, nowait=True):
+    """The worker's send: every coordinator that is due gets what is pending (no lock taken
+    when nothing is)."""
+    outbox = internal(plpy, "pgsm_sdm_outbox")
+    if not plpy.execute(f"SELECT EXISTS (SELECT FROM {outbox}) AS e")[0]["e"] \
+            or not _lock(plpy, nowait=True):
         return 0
     return send(plpy, force=False)
