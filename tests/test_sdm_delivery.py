@@ -90,9 +90,7 @@ def test_a_shard_restarted_with_an_unsent_outbox_delivers_it_after(
         quiet_cluster: Cluster) -> None:
     """n2's entries for n1 wait in its outbox (n1 down); n2 restarts, then n1: all arrive once."""
     cluster = quiet_cluster
-    before = received("n1", cluster["n1"])
-    scan_from(cluster, "n1", times=2)
-    want = for_coordinator(recorded("n2", cluster["n2"]), "n1")
+    before, want = scanned_from_n1(cluster)
     held = entries(cluster["n2"], "n1")
     cluster["n1"].stop()
     try:
@@ -109,9 +107,7 @@ def test_a_shard_restarted_cleanly_delivers_its_undrained_fragments(
         quiet_cluster: Cluster) -> None:
     """Fragments n2 recorded but had not drained when it stopped cleanly reach n1 after."""
     cluster = quiet_cluster
-    before = received("n1", cluster["n1"])
-    scan_from(cluster, "n1", times=2)
-    want = for_coordinator(recorded("n2", cluster["n2"]), "n1")
+    before, want = scanned_from_n1(cluster)
     cluster["n2"].restart()
     send(cluster["n2"])
     assert_n1_has_from_n2(cluster, before, want)
@@ -126,12 +122,18 @@ def added(base: Fragments, more: Fragments) -> Fragments:
     return total
 
 
+def scanned_from_n1(cluster: Cluster) -> tuple[Fragments, Fragments]:
+    """Scans from n1; returns what n1 had received from the shards before and what n2 recorded
+    for it."""
+    before = received("n1", cluster["n1"])
+    scan_from(cluster, "n1", times=2)
+    return before, for_coordinator(recorded("n2", cluster["n2"]), "n1")
+
+
 def held_in_n2_outbox(cluster: Cluster) -> tuple[Fragments, Fragments]:
     """Scans from n1 whose fragments n2 drains into its outbox while n1 is down (nothing
     delivered); returns what n1 had received before and what n2 recorded for it."""
-    before = received("n1", cluster["n1"])
-    scan_from(cluster, "n1", times=2)
-    want = for_coordinator(recorded("n2", cluster["n2"]), "n1")
+    before, want = scanned_from_n1(cluster)
     cluster["n1"].stop()
     try:
         send(cluster["n2"])
@@ -178,9 +180,7 @@ def test_a_drain_rolled_back_after_its_send_is_applied_once(quiet_cluster: Clust
     back to n2's fragment table (and, with a clean restart of n2, into its dump and back); the
     next send drains them again under the same ids and n1, which applied them, skips them."""
     cluster = quiet_cluster
-    before = received("n1", cluster["n1"])
-    scan_from(cluster, "n1", times=2)
-    want = for_coordinator(recorded("n2", cluster["n2"]), "n1")
+    before, want = scanned_from_n1(cluster)
     held = entries(cluster["n2"], "n1")
     applied = n1_applied_from_n2(cluster)
     with pytest.raises(psycopg.errors.RaiseException, match="after the send"):

@@ -12,6 +12,7 @@ DECLARE
     initial aclitem[];
     keyword text;
     grantee text;
+    kind text;
 BEGIN
     FOR item IN SELECT pg_catalog.jsonb_array_elements(
                     pg_catalog.current_setting('pgsm_upgrade.privileges')::jsonb)
@@ -31,25 +32,23 @@ BEGIN
         END;
         SELECT i.initprivs INTO initial FROM pg_catalog.pg_init_privs i
          WHERE i.classoid = target.classid AND i.objoid = target.objid AND i.objsubid = 0;
-        FOR priv IN SELECT pg_catalog.jsonb_array_elements(item->'granted') LOOP
-            grantee := CASE WHEN (priv->>0)::pg_catalog.oid = 0::pg_catalog.oid THEN 'PUBLIC'
-                            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid((priv->>0)::oid)) END;
-            IF priv->>1 !~ '^[A-Z]+$' THEN
-                CONTINUE;
-            END IF;
-            EXECUTE pg_catalog.format('GRANT %s ON %s %s TO %s%s', priv->>1, keyword,
-                                      target.identity, grantee,
-                                      CASE WHEN (priv->>2)::boolean THEN ' WITH GRANT OPTION' ELSE '' END);
-        END LOOP;
-        FOR priv IN SELECT pg_catalog.jsonb_array_elements(item->'revoked') LOOP
-            grantee := CASE WHEN (priv->>0)::pg_catalog.oid = 0::pg_catalog.oid THEN 'PUBLIC'
-                            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid((priv->>0)::oid)) END;
-            IF priv->>1 !~ '^[A-Z]+$' THEN
-                CONTINUE;
-            END IF;
-            EXECUTE pg_catalog.format('REVOKE %s%s ON %s %s FROM %s',
-                                      CASE WHEN (priv->>2)::boolean THEN 'GRANT OPTION FOR ' ELSE '' END,
-                                      priv->>1, keyword, target.identity, grantee);
+        FOREACH kind IN ARRAY ARRAY['granted', 'revoked'] LOOP
+            FOR priv IN SELECT pg_catalog.jsonb_array_elements(item->kind) LOOP
+                grantee := CASE WHEN (priv->>0)::pg_catalog.oid = 0::pg_catalog.oid THEN 'PUBLIC'
+                                ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid((priv->>0)::oid)) END;
+                IF priv->>1 !~ '^[A-Z]+$' THEN
+                    CONTINUE;
+                END IF;
+                IF kind = 'granted' THEN
+                    EXECUTE pg_catalog.format('GRANT %s ON %s %s TO %s%s', priv->>1, keyword,
+                                              target.identity, grantee,
+                                              CASE WHEN (priv->>2)::boolean THEN ' WITH GRANT OPTION' ELSE '' END);
+                ELSE
+                    EXECUTE pg_catalog.format('REVOKE %s%s ON %s %s FROM %s',
+                                              CASE WHEN (priv->>2)::boolean THEN 'GRANT OPTION FOR ' ELSE '' END,
+                                              priv->>1, keyword, target.identity, grantee);
+                END IF;
+            END LOOP;
         END LOOP;
         IF initial IS NULL THEN
             DELETE FROM pg_catalog.pg_init_privs i
