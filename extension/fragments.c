@@ -519,7 +519,10 @@ pgsm_fragment_restore(const PgsmFragment *saved)
 	memcpy(query, saved->query, sizeof(query));
 	query[sizeof(query) - 1] = '\0';
 	if (key.epoch < 1 || saved->wire_id < 0)
+	{
+		count_dropped(saved->c.calls);	/* not one this build wrote */
 		return false;
+	}
 	frag->epoch = Max(frag->epoch, key.epoch + 1);
 	f = insert_fragment(&key, coordinator, query);
 	if (f == NULL)

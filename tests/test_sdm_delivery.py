@@ -514,7 +514,7 @@ def test_the_worker_yields_a_busy_lock_instead_of_waiting(quiet_cluster: Cluster
                                                           part: str) -> None:
     """While another session holds the extension's tables (as DROP EXTENSION does), each part
     of the worker's pass gives up within its short lock_timeout, undone and without an error,
-    instead of waiting (and deadlocking the DROP)."""
+    instead of waiting (and deadlocking the DROP), and the server log says so."""
     n2 = quiet_cluster["n2"]
     set_and_reload(n2, "pgsm_sdm_send_interval", "'1s'")
     try:
@@ -528,6 +528,8 @@ def test_the_worker_yields_a_busy_lock_instead_of_waiting(quiet_cluster: Cluster
                 started = time.monotonic()
                 got = worker.execute(f"SELECT pgsm_internal.pgsm_worker_{part}()").fetchone()
                 assert time.monotonic() - started < 5 and got == (0,)
+        said = {"tick": "export"}.get(part, part)
+        assert f"pg_stat_monitor worker left its {said} to a later pass" in n2.log()
     finally:
         set_and_reload(n2, "pgsm_sdm_send_interval", "'1h'")
 

@@ -23,13 +23,21 @@ from pgsm.plpy import Plpy
 LOCK_TIMEOUT = "500ms"     # below deadlock_timeout's default (1 s): the worker yields first
 
 
-def _yielding(plpy: Plpy, work: Callable[[], int]) -> int:
-    """work() in a subtransaction with a short lock_timeout; 0 (all undone) if a lock is busy."""
+_said: set[str] = set()    # parts that found a lock busy, said once per worker
+
+
+def _yielding(plpy: Plpy, part: str, work: Callable[[], int]) -> int:
+    """work() in a subtransaction with a short lock_timeout; 0 (all undone) if a lock is busy,
+    which the server log says once per part."""
     plpy.execute(f"SELECT pg_catalog.set_config('lock_timeout', '{LOCK_TIMEOUT}', true)")
     try:
         with plpy.subtransaction():
             return work()
     except plpy.spiexceptions.LockNotAvailable:
+        if part not in _said:
+            _said.add(part)
+            plpy.log(f"pg_stat_monitor worker left its {part} to a later pass: a lock was busy"
+                     " (said once)")
         return 0
 
 
@@ -37,14 +45,14 @@ def tick(plpy: Plpy, schema: str) -> int:
     """Export, unless pg_cron does it; returns the rows written."""
     if settings.get(plpy, "pgsm_export_auto") != "on":
         return 0
-    return _yielding(plpy, lambda: export.export(plpy, schema))
+    return _yielding(plpy, "export", lambda: export.export(plpy, schema))
 
 
 def drain(plpy: Plpy) -> int:
     """Drain the fragment table when due; returns the entries queued."""
-    return _yielding(plpy, lambda: sender.tick(plpy))
+    return _yielding(plpy, "drain", lambda: sender.tick(plpy))
 
 
 def send(plpy: Plpy) -> int:
     """Send what is pending to every coordinator that is due; returns the entries delivered."""
-    return _yielding(plpy, lambda: sender.send_pending(plpy))
+    return _yielding(plpy, "send", lambda: sender.send_pending(plpy))

@@ -62,5 +62,8 @@ class FakePlpy:
     def warning(self, msg: str) -> None:
         pass
 
+    def log(self, msg: str) -> None:
+        pass
+
     def error(self, msg: str, **fields: str) -> NoReturn:
         raise FakeError(msg, fields)
